@@ -1,0 +1,183 @@
+"""``idfsplade`` command line: a thin layer that parses options and composes the library.
+
+Every :class:`~idfsplade.errors.IdfspladeError` becomes a one-line ``error: …`` and exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from idfsplade.errors import IdfspladeError, InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Inference-free learned sparse retrieval: idf, encode, index, search, evaluate.")
+console = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 140)  # tables must not wrap in logs
+
+
+@contextlib.contextmanager
+def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """Yields ``make(description, total) -> advance(n)``, each a bar of one rich Progress."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False, disable=not console.is_terminal) as progress:
+        def make(description: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(description, total=total)
+            return lambda n: progress.advance(task, n)
+
+        yield make
+
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Doc model: alias (splade-tiny), hub id or folder.")]
+IdfOpt = Annotated[str, typer.Option(help="'corpus' (compute on this corpus), 'model' (the model's own), "
+                                          "or a path to an idf.json.")]
+
+
+def _prune(top_k: Optional[int], max_ratio: Optional[float], threshold: Optional[float]):
+    from idfsplade.vectors import PruneConfig
+
+    return PruneConfig(top_k=top_k, max_ratio=max_ratio, threshold=threshold)
+
+
+@app.command()
+def idf(dataset: Annotated[Path, typer.Argument(help="BEIR folder or a corpus.jsonl.")],
+        output: Annotated[Path, typer.Option("--out", "-o", help="Where to write idf.json.")],
+        model: ModelOpt = "splade-tiny") -> None:
+    """Compute OpenSearch-format idf.json (token → ln(1+(N−df+0.5)/(df+0.5))) over a corpus."""
+    from transformers import AutoTokenizer
+
+    from idfsplade.data import document_text, iter_corpus
+    from idfsplade.idf import IdfTable
+    from idfsplade.model import resolve_model
+
+    corpus = dataset / "corpus.jsonl" if dataset.is_dir() else dataset
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
+    with progress_factory() as make:
+        table = IdfTable.from_corpus((document_text(d) for d in iter_corpus(corpus)), tokenizer,
+                                     progress=make("idf", sum(1 for _ in iter_corpus(corpus))))
+    table.save(output)
+    console.print(f"wrote {output}: {len(table.to_dict())} tokens over {table.n_docs} documents")
+
+
+@app.command()
+def encode(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")],
+           output: Annotated[Path, typer.Option("--out", "-o", help="Output folder (CSR .npy + meta.json).")],
+           model: ModelOpt = "splade-tiny",
+           idf_path: Annotated[str, typer.Option("--idf", help="'corpus', 'model' or an idf.json path.")] = "corpus",
+           batch_size: int = 32, max_length: int = 512,
+           top_k: Annotated[Optional[int], typer.Option(help="Keep the k largest weights per doc.")] = None,
+           max_ratio: Annotated[Optional[float], typer.Option(help="Keep weights ≥ ratio × max.")] = None,
+           threshold: Annotated[Optional[float], typer.Option(help="Keep weights ≥ threshold.")] = None,
+           device: Optional[str] = None) -> None:
+    """Encode a corpus into sparse document vectors; resumes from the last finished shard."""
+    from idfsplade.data import BeirDataset
+    from idfsplade.pipeline import SparseModelSpec, encode_corpus, load_model
+
+    ds = BeirDataset(dataset)
+    spec = SparseModelSpec(model=model, idf=idf_path, batch_size=batch_size, max_length=max_length,
+                           prune=_prune(top_k, max_ratio, threshold), device=device)
+    with progress_factory() as make:
+        encoder = load_model(spec, ds, output.parent / f"{output.name}.idf", make)
+        matrix, _ = encode_corpus(encoder, ds, output, spec, make)
+    console.print(f"wrote {output}: {matrix.shape[0]} docs, {matrix.nnz / max(matrix.shape[0], 1):.1f} non-zeros/doc")
+
+
+@app.command()
+def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsplade encode`.")],
+          output: Annotated[Path, typer.Option("--out", "-o", help="Index folder.")],
+          top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None) -> None:
+    """Build the exact inverted index from encoded documents (optionally pruned), atomically."""
+    from idfsplade.index import InvertedIndex
+    from idfsplade.vectors import load_csr, prune_rows
+
+    matrix, ids, meta = load_csr(encoded)
+    matrix = prune_rows(matrix, _prune(top_k, max_ratio, threshold))
+    built = InvertedIndex.from_csr(matrix, ids, info=meta.get("provenance", {}))
+    built.save(output)
+    console.print(f"wrote {output}: {len(built)} docs, {built.nnz} postings")
+
+
+@app.command()
+def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+           query: Annotated[Optional[str], typer.Option("--query", "-q", help="One query text.")] = None,
+           queries: Annotated[Optional[Path], typer.Option(help="queries.jsonl to run in batch.")] = None,
+           model: ModelOpt = "splade-tiny",
+           idf_path: Annotated[str, typer.Option("--idf", help="idf.json path, or 'model'.")] = "model",
+           k: int = 10,
+           run: Annotated[Optional[Path], typer.Option(help="Write a TREC run here (with --queries).")] = None
+           ) -> None:
+    """Search an index with no model call: the query is the idf of its tokens."""
+    from idfsplade.data import iter_queries
+    from idfsplade.evaluate import write_trec_run
+    from idfsplade.index import InvertedIndex
+    from idfsplade.model import QueryEncoder, load_sparse_encoder
+    from idfsplade.search import InferenceFreeRetriever
+
+    if (query is None) == (queries is None):
+        raise InputError("give exactly one of --query or --queries")
+    encoder = load_sparse_encoder(model, idf=None if idf_path == "model" else idf_path)
+    retriever = InferenceFreeRetriever(QueryEncoder.from_model(encoder), InvertedIndex.load(index_dir))
+    if query is not None:
+        hits = retriever.search(query, k)
+        for rank, (doc, score) in enumerate(zip(hits.ids, hits.scores), 1):
+            out.print(f"{rank}\t{doc}\t{score:.4f}")
+        return
+    texts = {q.id: q.text for q in iter_queries(queries)}
+    with progress_factory() as make:
+        results = retriever.search_many(texts, k=k, progress=make("search", len(texts)))
+    if run is not None:
+        write_trec_run(run, results, tag="idfsplade")
+        console.print(f"wrote {run}: {len(results)} queries")
+    else:
+        out.print_json(json.dumps(results))
+
+
+@app.command()
+def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Path("datasets/scifact"),
+             split: str = "test",
+             model: Annotated[list[str], typer.Option("--model", "-m", help="Sparse doc model(s); repeatable.")
+                              ] = ["splade-tiny"],  # noqa: B006 - typer needs a literal default
+             idf_source: IdfOpt = "corpus",
+             bm25: Annotated[bool, typer.Option(help="Also run BM25 (bm25s).")] = True,
+             stem: Annotated[bool, typer.Option(help="Snowball-stem BM25.")] = True,
+             k: int = 100, batch_size: int = 32, max_length: int = 512,
+             top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None,
+             work: Annotated[Optional[Path], typer.Option(help="Work folder (cached vectors, index, runs).")] = None,
+             device: Optional[str] = None) -> None:
+    """Run BM25 and inference-free model(s) on a BEIR split; print nDCG@10, R@100, MRR@10, dims, FLOPS."""
+    from idfsplade.atomic import atomic_write_json, atomic_write_text
+    from idfsplade.data import BeirDataset
+    from idfsplade.evaluate import render_markdown, render_table
+    from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
+
+    ds = BeirDataset(dataset)
+    work = work or Path("runs") / ds.name
+    specs = [SparseModelSpec(model=m, idf=idf_source, batch_size=batch_size, max_length=max_length,
+                             prune=_prune(top_k, max_ratio, threshold), device=device) for m in model]
+    with progress_factory() as make:
+        rows = evaluate_dataset(ds, split, work, specs, bm25=bm25, bm25_stemmer="english" if stem else None,
+                                k=k, progress=make)
+    out.print(render_table(rows, title=f"{ds.name} ({split})"))
+    atomic_write_json(work / "results.json", [r.as_dict() for r in rows])
+    atomic_write_text(work / "results.md", render_markdown(rows))
+    console.print(f"runs and results in {work}/")
+
+
+def main() -> None:
+    try:
+        app()
+    except IdfspladeError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Errors that reach the user as one line (the CLI prints them without a traceback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class IdfspladeError(Exception):
+    """Base class for every error the CLI reports as a one-line message."""
+
+
+class InputError(IdfspladeError):
+    """Bad user input, located as precisely as we can: file, line and field."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if line is not None:
+            where.append(f"line {line}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.path, self.line, self.field = path, line, field

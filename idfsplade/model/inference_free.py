@@ -1,0 +1,125 @@
+"""The inference-free sparse encoder, as a sentence-transformers ``SparseEncoder``.
+
+Its single module is a ``Router``: the *query* route is ``SparseStaticEmbedding`` holding the IDF
+weights (no neural network at query time), the *document* route is a masked LM followed by
+``SpladePooling`` (max over positions of ``log(1 + relu(logits))``). This is the layout of
+OpenSearch's published ``opensearch-neural-sparse-encoding-doc-*`` checkpoints in sentence-transformers,
+so those load unchanged with :func:`load_sparse_encoder`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from sentence_transformers import SparseEncoder
+from sentence_transformers.sparse_encoder.models import Router, SparseStaticEmbedding, SpladePooling, Transformer
+
+from idfsplade.errors import InputError
+from idfsplade.idf import IdfTable
+from idfsplade.model.registry import resolve_model
+
+
+def build_inference_free_encoder(mlm_name_or_path: str, idf: IdfTable | str | Path | None,
+                                 activation_function: str = "relu", max_seq_length: int = 512,
+                                 device: str | None = None) -> SparseEncoder:
+    """Assemble Router(query=SparseStaticEmbedding(idf), document=[MLM, SpladePooling(max)]).
+
+    ``idf`` is an :class:`IdfTable`, a path to an ``idf.json``, or ``None`` to look for ``idf.json``
+    next to the masked LM (local folder or hub repository).
+    """
+    path = resolve_model(mlm_name_or_path)
+    mlm = Transformer(path, transformer_task="fill-mask", max_seq_length=max_seq_length)
+    if not isinstance(idf, IdfTable):
+        idf = IdfTable.load(_find_idf_json(path) if idf is None else idf, mlm.tokenizer)
+    query = SparseStaticEmbedding(tokenizer=mlm.tokenizer, weight=torch.from_numpy(idf.weights.copy()),
+                                  frozen=True)
+    pooling = SpladePooling(pooling_strategy="max", activation_function=activation_function,
+                            embedding_dimension=len(mlm.tokenizer))
+    router = Router.for_query_document(query_modules=[query], document_modules=[mlm, pooling])
+    return SparseEncoder(modules=[router], similarity_fn_name="dot", device=device)
+
+
+def _find_idf_json(path: str) -> str:
+    local = Path(path) / "idf.json"
+    if local.exists():
+        return str(local)
+    if Path(path).exists():
+        raise InputError("no idf.json beside this masked LM: compute one with `idfsplade idf` and pass --idf",
+                         path=path)
+    from huggingface_hub import hf_hub_download  # hub ids only: users with internet
+
+    try:
+        return hf_hub_download(path, "idf.json")
+    except Exception as exc:  # noqa: BLE001 - any hub failure means the same thing to the user
+        raise InputError(f"could not fetch idf.json for '{path}' ({type(exc).__name__}); pass --idf",
+                         path=path) from None
+
+
+def _is_inference_free(model: SparseEncoder) -> bool:
+    first = model[0]
+    return isinstance(first, Router) and "query" in first.sub_modules and "document" in first.sub_modules \
+        and isinstance(first.sub_modules["query"][0], SparseStaticEmbedding)
+
+
+def _saved_as_sentence_transformer(path: str) -> bool:
+    if Path(path).exists():
+        return (Path(path) / "modules.json").exists()
+    try:
+        from huggingface_hub import hf_hub_download
+
+        hf_hub_download(path, "modules.json")
+        return True
+    except Exception:  # noqa: BLE001 - absent file or no network: fall back to building
+        return False
+
+
+def load_sparse_encoder(name_or_path: str, idf: IdfTable | str | Path | None = None,
+                        device: str | None = None) -> SparseEncoder:
+    """Load an inference-free encoder.
+
+    - A saved ``SparseEncoder`` with a query/document Router (ours, or an OpenSearch checkpoint)
+      loads unchanged; ``idf`` replaces its query weights when given.
+    - A bare masked LM (e.g. the packaged ``splade-tiny``, or any BERT-vocabulary MLM) is wrapped by
+      :func:`build_inference_free_encoder` with ``idf`` (or the ``idf.json`` next to it).
+    """
+    path = resolve_model(name_or_path)
+    if _saved_as_sentence_transformer(path):
+        model = SparseEncoder(path, device=device)
+        if not _is_inference_free(model):
+            raise InputError("this SparseEncoder has no query/document Router with a SparseStaticEmbedding "
+                             "query route; it is not an inference-free model", path=path)
+        if idf is not None:
+            query_module: SparseStaticEmbedding = model[0].sub_modules["query"][0]
+            table = idf if isinstance(idf, IdfTable) else IdfTable.load(idf, query_module.tokenizer)
+            with torch.no_grad():
+                query_module.weight.copy_(torch.from_numpy(table.weights))
+        return model
+    if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+        raise InputError("model folder not found", path=path)
+    return build_inference_free_encoder(path, idf, device=device)
+
+
+def query_weights(model: SparseEncoder) -> tuple[np.ndarray, object]:
+    """The query route's per-token weights and tokenizer."""
+    if not _is_inference_free(model):
+        raise InputError("not an inference-free model (no SparseStaticEmbedding query route)")
+    module: SparseStaticEmbedding = model[0].sub_modules["query"][0]
+    return module.weight.detach().float().cpu().numpy(), module.tokenizer
+
+
+def document_modules(model: SparseEncoder) -> tuple[Transformer, SpladePooling]:
+    """The document route's masked LM and pooling."""
+    route = model[0].sub_modules["document"] if isinstance(model[0], Router) else list(model)
+    mlm, pooling = route[0], route[1]
+    if not isinstance(pooling, SpladePooling):
+        raise InputError(f"document route ends in {type(pooling).__name__}, expected SpladePooling")
+    return mlm, pooling
+
+
+def save_idf_json(model: SparseEncoder, path: str | Path) -> None:
+    """Write the model's query weights as OpenSearch's ``idf.json``."""
+    weights, tokenizer = query_weights(model)
+    IdfTable(weights, tokenizer).save(path)
+

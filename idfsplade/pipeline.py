@@ -1,0 +1,143 @@
+"""The steps from a BEIR folder to an evaluated run, composed once for the CLI, the service and the
+benchmarks: IDF → document vectors → index → retrievers → metrics.
+
+Every step writes into a work folder and is skipped when its output is already there and was made
+from the same inputs, so an interrupted ``idfsplade evaluate`` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import scipy.sparse as sp
+from sentence_transformers import SparseEncoder
+
+from idfsplade.data import BeirDataset, document_text
+from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
+from idfsplade.idf import IdfTable
+from idfsplade.index import InvertedIndex
+from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder
+from idfsplade.model.inference_free import document_modules
+from idfsplade.search import BM25Retriever, InferenceFreeRetriever
+from idfsplade.search.retriever import Retriever, Run
+from idfsplade.vectors import PruneConfig, load_csr, sparsity_stats
+
+Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
+
+
+def no_progress(description: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+@dataclass
+class SparseModelSpec:
+    """Which model to run and where its IDF comes from: ``"corpus"`` (computed on the evaluated
+    corpus), ``"model"`` (the model's own query weights / ``idf.json``) or a path to an ``idf.json``."""
+
+    model: str = "splade-tiny"
+    idf: str = "corpus"
+    batch_size: int = 32
+    max_length: int = 512
+    prune: PruneConfig = PruneConfig()
+    device: str | None = None
+
+
+def corpus_idf(dataset: BeirDataset, tokenizer, out: Path, progress: Progress = no_progress) -> IdfTable:
+    """Compute (or reuse) ``out`` = the IDF of the dataset's corpus for ``tokenizer``."""
+    if out.exists():
+        return IdfTable.load(out, tokenizer)
+    n_docs = sum(1 for _ in dataset.iter_corpus())
+    advance = progress("idf", n_docs)
+    table = IdfTable.from_corpus((document_text(d) for d in dataset.iter_corpus()), tokenizer, progress=advance)
+    table.save(out)
+    return table
+
+
+def load_model(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
+               progress: Progress = no_progress) -> SparseEncoder:
+    if spec.idf == "model":
+        return load_sparse_encoder(spec.model, device=spec.device)
+    if spec.idf == "corpus":
+        # Tokenizer first (cheap), IDF second, then the model built with that IDF.
+        from transformers import AutoTokenizer
+
+        from idfsplade.model.registry import resolve_model
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec.model))
+        table = corpus_idf(dataset, tokenizer, work / "idf.json", progress)
+        return load_sparse_encoder(spec.model, idf=table, device=spec.device)
+    return load_sparse_encoder(spec.model, idf=spec.idf, device=spec.device)
+
+
+def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: SparseModelSpec,
+                  progress: Progress = no_progress) -> tuple[sp.csr_matrix, list[str]]:
+    """Encode (or reuse, or resume) the document vectors of the dataset's corpus into ``out``."""
+    provenance = {"model": spec.model, "max_length": spec.max_length, "prune": vars(spec.prune),
+                  "corpus": str(dataset.corpus_path)}
+    meta = out / "meta.json"
+    if meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("provenance") == provenance:
+        matrix, ids, _ = load_csr(out)
+        return matrix, ids
+    n_docs = sum(1 for _ in dataset.iter_corpus())
+    encoder = DocumentEncoder(model, batch_size=spec.batch_size, max_length=spec.max_length, prune=spec.prune)
+    docs = ((d.id, document_text(d)) for d in dataset.iter_corpus())
+    return encoder.encode_to_store(docs, out, progress=progress("encode", n_docs),
+                                   extra={"provenance": provenance})
+
+
+def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
+                           progress: Progress = no_progress
+                           ) -> tuple[InferenceFreeRetriever, sp.csr_matrix]:
+    """IDF → encode → index for one dataset; returns the retriever and the document matrix."""
+    model = load_model(spec, dataset, work, progress)
+    docs, doc_ids = encode_corpus(model, dataset, work / "docs", spec, progress)
+    index = InvertedIndex.from_csr(docs, doc_ids, info={"model": spec.model, "idf": spec.idf})
+    index.save(work / "index")
+    document_modules(model)  # fail early if the model is not SPLADE-pooled
+    return InferenceFreeRetriever(QueryEncoder.from_model(model), index, name=Path(spec.model).name), docs
+
+
+def run_and_score(retriever: Retriever, dataset: BeirDataset, queries: dict[str, str],
+                  qrels: dict[str, dict[str, int]], work: Path, k: int = 100,
+                  progress: Progress = no_progress) -> tuple[Run, ResultRow]:
+    run = retriever.search_many(queries, k=k, progress=progress(f"search {retriever.name}", len(queries)))
+    write_trec_run(work / "runs" / f"{retriever.name}.trec", run, tag=retriever.name)
+    return run, ResultRow(dataset.name, retriever.name, evaluate_run(qrels, run))
+
+
+def evaluate_dataset(dataset: BeirDataset, split: str, work: Path, specs: list[SparseModelSpec],
+                     bm25: bool = True, bm25_stemmer: str | None = "english", k: int = 100,
+                     progress: Progress = no_progress) -> list[ResultRow]:
+    """BM25 and each sparse model on one dataset split; writes runs and returns one row each."""
+    doc_ids = dataset.doc_ids()
+    queries, qrels = dataset.split_queries(split, doc_ids=set(doc_ids))
+    rows = []
+    if bm25:
+        texts = [document_text(d) for d in dataset.iter_corpus()]
+        retriever = BM25Retriever(doc_ids, texts, stemmer=bm25_stemmer)
+        rows.append(run_and_score(retriever, dataset, queries, qrels, work, k, progress)[1])
+    for spec in specs:
+        model_work = work / _slug(spec)
+        retriever, docs = build_sparse_retriever(spec, dataset, model_work, progress)
+        _, row = run_and_score(retriever, dataset, queries, qrels, model_work, k, progress)
+        q_matrix = retriever.query_encoder.to_csr(retriever.query_encoder.encode_batch(list(queries.values())))
+        stats = sparsity_stats(q_matrix, docs)
+        row.query_active_dims, row.doc_active_dims, row.flops = (stats.query_active_dims, stats.doc_active_dims,
+                                                                  stats.flops)
+        row.retriever = f"{retriever.name} idf={_idf_label(spec.idf)}"
+        rows.append(row)
+    return rows
+
+
+def _idf_label(idf: str) -> str:
+    """'corpus', 'model', or the folder holding the idf.json (e.g. 'scifact')."""
+    return idf if idf in ("corpus", "model") else Path(idf).parent.name or Path(idf).stem
+
+
+def _slug(spec: SparseModelSpec) -> str:
+    idf = spec.idf if spec.idf in ("corpus", "model") else "idf-" + _idf_label(spec.idf)
+    prune = "-".join(f"{k}{v}" for k, v in vars(spec.prune).items() if v is not None)
+    return "-".join(filter(None, [Path(spec.model).name, idf, prune]))

@@ -1,0 +1,94 @@
+"""The sparse-matrix store: CSR as three ``.npy`` files plus ``meta.json``, memory-mappable.
+
+The layout follows bm25s (plain ``.npy`` arrays + JSON) so that any tool can read it without
+idfsplade: ``data.npy`` (float32 weights), ``indices.npy`` (int32 term ids), ``indptr.npy`` (int64
+row offsets), and ``meta.json`` with the shape and the row ids (document ids).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from idfsplade.errors import InputError
+from idfsplade.atomic import atomic_dir, atomic_save_npy, atomic_write_json
+
+_ARRAYS = ("data", "indices", "indptr")
+
+
+def save_csr(path: str | Path, matrix: sp.csr_matrix, row_ids: list[str], extra: dict[str, Any] | None = None,
+             atomic: bool = True) -> None:
+    """Save a CSR matrix and its row ids as a folder; atomically by default (folder swap)."""
+    matrix = sp.csr_matrix(matrix)
+    if matrix.shape[0] != len(row_ids):
+        raise ValueError(f"{matrix.shape[0]} rows but {len(row_ids)} row ids")
+    matrix.sort_indices()
+
+    def write(folder: Path) -> None:
+        atomic_save_npy(folder / "data.npy", matrix.data.astype(np.float32, copy=False))
+        atomic_save_npy(folder / "indices.npy", matrix.indices.astype(np.int32, copy=False))
+        atomic_save_npy(folder / "indptr.npy", matrix.indptr.astype(np.int64, copy=False))
+        meta = {"format": "csr", "shape": list(matrix.shape), "nnz": int(matrix.nnz), "row_ids": list(row_ids)}
+        meta.update(extra or {})
+        atomic_write_json(folder / "meta.json", meta, indent=None)
+
+    if atomic:
+        with atomic_dir(path) as tmp:
+            write(tmp)
+    else:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        write(Path(path))
+
+
+def load_csr(path: str | Path, mmap: bool = True) -> tuple[sp.csr_matrix, list[str], dict[str, Any]]:
+    """Load a folder written by :func:`save_csr`; arrays are memory-mapped unless ``mmap=False``."""
+    path = Path(path)
+    meta_path = path / "meta.json"
+    if not meta_path.exists():
+        raise InputError("not a sparse-matrix folder (no meta.json)", path=path)
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS}
+    shape = tuple(meta["shape"])
+    matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape, copy=False)
+    return matrix, list(meta["row_ids"]), meta
+
+
+class SparseMatrixStore:
+    """A resumable, shard-by-shard writer of a CSR matrix.
+
+    Each shard is saved atomically as its own CSR folder; :meth:`finish` concatenates the shards into
+    the final store and removes them. A job that is killed keeps every finished shard, and a rerun
+    asks :meth:`has_shard` to skip them.
+    """
+
+    def __init__(self, path: str | Path, n_cols: int) -> None:
+        self.path = Path(path)
+        self.n_cols = n_cols
+        self.shard_dir = self.path.with_name(self.path.name + ".shards")
+
+    def _shard_path(self, index: int) -> Path:
+        return self.shard_dir / f"shard-{index:06d}"
+
+    def has_shard(self, index: int) -> bool:
+        return (self._shard_path(index) / "meta.json").exists()
+
+    def write_shard(self, index: int, matrix: sp.csr_matrix, row_ids: list[str]) -> None:
+        if matrix.shape[1] != self.n_cols:
+            raise ValueError(f"shard has {matrix.shape[1]} columns, store has {self.n_cols}")
+        save_csr(self._shard_path(index), matrix, row_ids)
+
+    def finish(self, n_shards: int, extra: dict[str, Any] | None = None) -> None:
+        """Concatenate shards ``0..n_shards-1`` into the final store, then drop the shards."""
+        parts, ids = [], []
+        for i in range(n_shards):
+            matrix, row_ids, _ = load_csr(self._shard_path(i), mmap=False)
+            parts.append(matrix)
+            ids.extend(row_ids)
+        full = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_cols), dtype=np.float32)
+        save_csr(self.path, full, ids, extra=extra)
+        shutil.rmtree(self.shard_dir, ignore_errors=True)
