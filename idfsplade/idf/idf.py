@@ -43,7 +43,7 @@ def compute_document_frequency(texts: Iterable[str], tokenizer, batch_size: int 
         nonlocal n_docs
         encoded = tokenizer(batch, add_special_tokens=False, truncation=max_length is not None,
                             max_length=max_length, return_attention_mask=False,
-                            return_token_type_ids=False)["input_ids"]
+                            return_token_type_ids=False, verbose=False)["input_ids"]
         for ids in encoded:
             if ids:
                 df[np.unique(np.asarray(ids, dtype=np.int64))] += 1

@@ -1,40 +1,15 @@
-"""``idfsplade`` command line: a thin layer that parses options and composes the library.
-
-Every :class:`~idfsplade.errors.IdfspladeError` becomes a one-line ``error: …`` and exit code 2.
-"""
+"""Core commands: ``idf``, ``encode``, ``index``, ``search``, ``evaluate``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from idfsplade.errors import IdfspladeError, InputError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Inference-free learned sparse retrieval: idf, encode, index, search, evaluate.")
-console = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 140)  # tables must not wrap in logs
-
-
-@contextlib.contextmanager
-def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """Yields ``make(description, total) -> advance(n)``, each a bar of one rich Progress."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False, disable=not console.is_terminal) as progress:
-        def make(description: str, total: int) -> Callable[[int], None]:
-            task = progress.add_task(description, total=total)
-            return lambda n: progress.advance(task, n)
-
-        yield make
-
+from idfsplade.cli.app import app, console, out, progress_factory
+from idfsplade.errors import InputError
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Doc model: alias (splade-tiny), hub id or folder.")]
 IdfOpt = Annotated[str, typer.Option(help="'corpus' (compute on this corpus), 'model' (the model's own), "
@@ -169,15 +144,3 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
     atomic_write_json(work / "results.json", [r.as_dict() for r in rows])
     atomic_write_text(work / "results.md", render_markdown(rows))
     console.print(f"runs and results in {work}/")
-
-
-def main() -> None:
-    try:
-        app()
-    except IdfspladeError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,28 @@
+"""The ``idfsplade`` Typer app, its consoles and progress bars, shared by every command module."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Inference-free learned sparse retrieval: idf, encode, index, search, evaluate.")
+console = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 140)  # tables must not wrap in logs
+
+
+@contextlib.contextmanager
+def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """Yields ``make(description, total) -> advance(n)``, each a bar of one rich Progress."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False, disable=not console.is_terminal) as progress:
+        def make(description: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(description, total=total)
+            return lambda n: progress.advance(task, n)
+
+        yield make

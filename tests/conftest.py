@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny data and the packaged SPLADE-tiny model (offline), built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO / "datasets"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def adi_path() -> Path:
+    """ADI: 82 documents, 35 queries, integer ids shared by queries and documents."""
+    return DATASETS / "adi"
+
+
+@pytest.fixture(scope="session")
+def splade_tiny_path() -> str:
+    from idfsplade.model import resolve_model
+
+    return resolve_model("splade-tiny")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(splade_tiny_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(splade_tiny_path)
+
+
+@pytest.fixture(scope="session")
+def adi_idf(adi_path, tokenizer):
+    from idfsplade.data import BeirDataset, document_text
+    from idfsplade.idf import IdfTable
+
+    return IdfTable.from_corpus((document_text(d) for d in BeirDataset(adi_path).iter_corpus()), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(splade_tiny_path, adi_idf):
+    """The packaged SPLADE-tiny as an inference-free SparseEncoder with ADI's IDF."""
+    import torch
+
+    from idfsplade.model import build_inference_free_encoder
+
+    torch.manual_seed(0)
+    return build_inference_free_encoder(splade_tiny_path, adi_idf, device="cpu")
