@@ -20,7 +20,6 @@ from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
 from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
 from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder
-from idfsplade.model.inference_free import document_modules
 from idfsplade.search import BM25Retriever, InferenceFreeRetriever
 from idfsplade.search.retriever import Retriever, Run
 from idfsplade.vectors import PruneConfig, load_csr, sparsity_stats
@@ -57,9 +56,10 @@ def corpus_idf(dataset: BeirDataset, tokenizer, out: Path, progress: Progress = 
 
 
 def load_model(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
-               progress: Progress = no_progress) -> SparseEncoder:
+               progress: Progress = no_progress) -> tuple[SparseEncoder, Path | None]:
+    """The encoder with the IDF ``spec`` asks for, and the idf.json it came from (None: the model's own)."""
     if spec.idf == "model":
-        return load_sparse_encoder(spec.model, device=spec.device)
+        return load_sparse_encoder(spec.model, device=spec.device), None
     if spec.idf == "corpus":
         # Tokenizer first (cheap), IDF second, then the model built with that IDF.
         from transformers import AutoTokenizer
@@ -68,15 +68,19 @@ def load_model(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
 
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec.model))
         table = corpus_idf(dataset, tokenizer, work / "idf.json", progress)
-        return load_sparse_encoder(spec.model, idf=table, device=spec.device)
-    return load_sparse_encoder(spec.model, idf=spec.idf, device=spec.device)
+        return load_sparse_encoder(spec.model, idf=table, device=spec.device), work / "idf.json"
+    return load_sparse_encoder(spec.model, idf=spec.idf, device=spec.device), Path(spec.idf)
 
 
 def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: SparseModelSpec,
-                  progress: Progress = no_progress) -> tuple[sp.csr_matrix, list[str]]:
-    """Encode (or reuse, or resume) the document vectors of the dataset's corpus into ``out``."""
-    provenance = {"model": spec.model, "max_length": spec.max_length, "prune": vars(spec.prune),
-                  "corpus": str(dataset.corpus_path)}
+                  idf_file: Path | None, progress: Progress = no_progress) -> tuple[sp.csr_matrix, list[str]]:
+    """Encode (or reuse, or resume) the document vectors of the dataset's corpus into ``out``.
+
+    The provenance saved beside the vectors (model, idf file) lets ``search`` and ``serve`` rebuild the
+    matching query encoder without being told again.
+    """
+    provenance = {"model": spec.model, "idf_file": str(idf_file.resolve()) if idf_file else None,
+                  "max_length": spec.max_length, "prune": vars(spec.prune), "corpus": str(dataset.corpus_path)}
     meta = out / "meta.json"
     if meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("provenance") == provenance:
         matrix, ids, _ = load_csr(out)
@@ -92,11 +96,11 @@ def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Pa
                            progress: Progress = no_progress
                            ) -> tuple[InferenceFreeRetriever, sp.csr_matrix]:
     """IDF → encode → index for one dataset; returns the retriever and the document matrix."""
-    model = load_model(spec, dataset, work, progress)
-    docs, doc_ids = encode_corpus(model, dataset, work / "docs", spec, progress)
-    index = InvertedIndex.from_csr(docs, doc_ids, info={"model": spec.model, "idf": spec.idf})
+    model, idf_file = load_model(spec, dataset, work, progress)
+    docs, doc_ids = encode_corpus(model, dataset, work / "docs", spec, idf_file, progress)
+    _, _, meta = load_csr(work / "docs")
+    index = InvertedIndex.from_csr(docs, doc_ids, info=meta["provenance"])
     index.save(work / "index")
-    document_modules(model)  # fail early if the model is not SPLADE-pooled
     return InferenceFreeRetriever(QueryEncoder.from_model(model), index, name=Path(spec.model).name), docs
 
 

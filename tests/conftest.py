@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Offline by default; IDFSPLADE_NETWORK_TESTS=1 runs the tests marked `network` against the model hub.
+NETWORK = os.environ.get("IDFSPLADE_NETWORK_TESTS") == "1"
+if not NETWORK:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,3 +55,22 @@ def tiny_encoder(splade_tiny_path, adi_idf):
 
     torch.manual_seed(0)
     return build_inference_free_encoder(splade_tiny_path, adi_idf, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def scifact_path() -> Path:
+    return DATASETS / "scifact"
+
+
+@pytest.fixture(scope="session")
+def scifact_sparse(scifact_path, tmp_path_factory):
+    """Real encoded SciFact (SPLADE-tiny, corpus IDF): ``(retriever, doc_matrix)``.
+
+    Encoding takes a few minutes on 2 cores, so it happens once per session and only for tests
+    marked slow.
+    """
+    from idfsplade.data import BeirDataset
+    from idfsplade.pipeline import SparseModelSpec, build_sparse_retriever
+
+    work = tmp_path_factory.mktemp("scifact-splade-tiny")
+    return build_sparse_retriever(SparseModelSpec(model="splade-tiny", idf="corpus"), BeirDataset(scifact_path), work)

@@ -60,8 +60,8 @@ def encode(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")],
     spec = SparseModelSpec(model=model, idf=idf_path, batch_size=batch_size, max_length=max_length,
                            prune=_prune(top_k, max_ratio, threshold), device=device)
     with progress_factory() as make:
-        encoder = load_model(spec, ds, output.parent / f"{output.name}.idf", make)
-        matrix, _ = encode_corpus(encoder, ds, output, spec, make)
+        encoder, idf_file = load_model(spec, ds, output.parent / f"{output.name}.idf", make)
+        matrix, _ = encode_corpus(encoder, ds, output, spec, idf_file, make)
     console.print(f"wrote {output}: {matrix.shape[0]} docs, {matrix.nnz / max(matrix.shape[0], 1):.1f} non-zeros/doc")
 
 
@@ -84,8 +84,9 @@ def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsp
 def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
            query: Annotated[Optional[str], typer.Option("--query", "-q", help="One query text.")] = None,
            queries: Annotated[Optional[Path], typer.Option(help="queries.jsonl to run in batch.")] = None,
-           model: ModelOpt = "splade-tiny",
-           idf_path: Annotated[str, typer.Option("--idf", help="idf.json path, or 'model'.")] = "model",
+           model: Annotated[Optional[str], typer.Option("--model", "-m", help="Default: the index's model.")] = None,
+           idf_path: Annotated[Optional[str], typer.Option("--idf", help="idf.json path or 'model'. "
+                                                           "Default: the idf the index was encoded with.")] = None,
            k: int = 10,
            run: Annotated[Optional[Path], typer.Option(help="Write a TREC run here (with --queries).")] = None
            ) -> None:
@@ -98,12 +99,15 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
 
     if (query is None) == (queries is None):
         raise InputError("give exactly one of --query or --queries")
+    loaded = InvertedIndex.load(index_dir)
+    model = model or loaded.info.get("model") or "splade-tiny"
+    idf_path = idf_path or loaded.info.get("idf_file") or "model"
     encoder = load_sparse_encoder(model, idf=None if idf_path == "model" else idf_path)
-    retriever = InferenceFreeRetriever(QueryEncoder.from_model(encoder), InvertedIndex.load(index_dir))
+    retriever = InferenceFreeRetriever(QueryEncoder.from_model(encoder), loaded)
     if query is not None:
         hits = retriever.search(query, k)
         for rank, (doc, score) in enumerate(zip(hits.ids, hits.scores), 1):
-            out.print(f"{rank}\t{doc}\t{score:.4f}")
+            typer.echo(f"{rank}\t{doc}\t{score:.4f}")  # plain tabs: rich would expand them
         return
     texts = {q.id: q.text for q in iter_queries(queries)}
     with progress_factory() as make:
@@ -112,7 +116,7 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
         write_trec_run(run, results, tag="idfsplade")
         console.print(f"wrote {run}: {len(results)} queries")
     else:
-        out.print_json(json.dumps(results))
+        typer.echo(json.dumps(results))
 
 
 @app.command()

@@ -1,8 +1,8 @@
 """The sparse-matrix store: CSR as three ``.npy`` files plus ``meta.json``, memory-mappable.
 
 The layout follows bm25s (plain ``.npy`` arrays + JSON) so that any tool can read it without
-idfsplade: ``data.npy`` (float32 weights), ``indices.npy`` (int32 term ids), ``indptr.npy`` (int64
-row offsets), and ``meta.json`` with the shape and the row ids (document ids).
+idfsplade: ``data.npy`` (float32 weights), ``indices.npy`` (term ids) and ``indptr.npy`` (row offsets), both int32
+(int64 past 2^31 non-zeros), and ``meta.json`` with the shape and the row ids (document ids).
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ def save_csr(path: str | Path, matrix: sp.csr_matrix, row_ids: list[str], extra:
 
     def write(folder: Path) -> None:
         atomic_save_npy(folder / "data.npy", matrix.data.astype(np.float32, copy=False))
-        atomic_save_npy(folder / "indices.npy", matrix.indices.astype(np.int32, copy=False))
-        atomic_save_npy(folder / "indptr.npy", matrix.indptr.astype(np.int64, copy=False))
+        # scipy needs one index dtype for indices and indptr (else it copies on load, losing the mmap).
+        index_dtype = np.int32 if matrix.nnz < np.iinfo(np.int32).max else np.int64
+        atomic_save_npy(folder / "indices.npy", matrix.indices.astype(index_dtype, copy=False))
+        atomic_save_npy(folder / "indptr.npy", matrix.indptr.astype(index_dtype, copy=False))
         meta = {"format": "csr", "shape": list(matrix.shape), "nnz": int(matrix.nnz), "row_ids": list(row_ids)}
         meta.update(extra or {})
         atomic_write_json(folder / "meta.json", meta, indent=None)

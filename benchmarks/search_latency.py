@@ -1,0 +1,380 @@
+"""Search latency: the exact index against scipy's CSC column slice, other backends, end-to-end retrievers.
+
+Sections (each a list of rows in one table and one JSON file):
+
+1. ``synthetic``: 100k random documents (~110 non-zeros, Zipf-skewed terms over a 30,522-token
+   vocabulary), 1,000 ten-term queries weighted by the corpus IDF. ``InvertedIndex.search`` against
+   the baseline ``csc[:, term_ids] @ weights`` + ``argpartition`` top-k, measured in the same run,
+   interleaved query by query and repeated. Goal: median ≤ 0.7x the baseline.
+2. ``backends``: the same data through every backend of ``idfsplade.index.registry`` (when present).
+3. ``scifact`` (``--scifact``): end-to-end on real SciFact test queries: inference-free (tokenize +
+   IDF, then search), BM25 (bm25s) and the siamese path (the query through SPLADE-tiny's MLM), with
+   ratios to BM25 from the same run.
+4. ``synthetic-1m`` (``--synthetic-1m``): 1M documents drawn from the real encoded SciFact statistics
+   (non-zeros per document, term frequencies, per-term weights), queried with SciFact's test queries.
+
+Usage: ``python benchmarks/search_latency.py [--scifact] [--synthetic-1m] [--out FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from idfsplade.atomic import atomic_write_json  # noqa: E402
+from idfsplade.index import InvertedIndex  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+Query = tuple[np.ndarray, np.ndarray]  # (term ids, weights)
+SearchFn = Callable[[int], object]  # query number -> result
+
+
+# ---------------------------------------------------------------- data
+
+
+def zipf_term_probabilities(vocab: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """p(term) ∝ rank^-exponent, ranks assigned to token ids at random."""
+    p = np.arange(1, vocab + 1, dtype=np.float64) ** -exponent
+    out = np.empty(vocab)
+    out[rng.permutation(vocab)] = p / p.sum()
+    return out
+
+
+def draws_for_distinct(p: np.ndarray, distinct: float) -> float:
+    """How many draws with replacement from ``p`` give ``distinct`` distinct terms on average."""
+    lo, hi = distinct, distinct * 50
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if (1 - (1 - p) ** mid).sum() < distinct else (lo, mid)
+    return hi
+
+
+def sample_rows(p: np.ndarray, n_draws: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
+    """A binary CSR matrix: row r holds the distinct terms of ``n_draws[r]`` draws from ``p``."""
+    vocab = len(p)
+    rows = np.repeat(np.arange(len(n_draws), dtype=np.int64), n_draws)
+    uniform = np.sort(rng.random(len(rows)))  # sorted needles: searchsorted stays in cache
+    terms = rng.permutation(np.searchsorted(np.cumsum(p), uniform).clip(0, vocab - 1))
+    keys = rows * vocab + terms
+    keys.sort()
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    rows, terms = np.divmod(keys, vocab)
+    indptr = np.zeros(len(n_draws) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(n_draws)), out=indptr[1:])
+    return sp.csr_matrix((np.ones(len(keys), np.float32), terms.astype(np.int32), indptr),
+                         shape=(len(n_draws), vocab))
+
+
+def bm25_idf(docs: sp.csr_matrix) -> np.ndarray:
+    """The IDF an inference-free model would use on this corpus (same formula as ``idfsplade.idf``)."""
+    df = np.bincount(docs.indices, minlength=docs.shape[1]).astype(np.float64)
+    n = docs.shape[0]
+    return np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+
+
+def synthetic_corpus(n_docs: int = 100_000, vocab: int = 30_522, nnz: float = 110, exponent: float = 1.0,
+                     seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Random SPLADE-like documents and the term distribution they were drawn from."""
+    rng = np.random.default_rng(seed)
+    p = zipf_term_probabilities(vocab, exponent, rng)
+    docs = sample_rows(p, rng.poisson(draws_for_distinct(p, nnz), n_docs), rng)
+    docs.data = rng.uniform(0.05, 3.0, docs.nnz).astype(np.float32)  # log1p(relu(logit)) range
+    return docs, p
+
+
+def synthetic_queries(p: np.ndarray, idf: np.ndarray, n_queries: int = 1000, n_terms: int = 10,
+                      seed: int = 1) -> list[Query]:
+    """Ten distinct terms per query, drawn from the documents' Zipf distribution, weighted by IDF."""
+    rng = np.random.default_rng(seed)
+    queries = []
+    for _ in range(n_queries):
+        ids = np.sort(rng.choice(len(p), n_terms, replace=False, p=p)).astype(np.int32)
+        queries.append((ids, idf[ids]))
+    return queries
+
+
+def corpus_like(reference: sp.csr_matrix, n_docs: int, seed: int = 0, chunk: int = 100_000) -> sp.csr_matrix:
+    """``n_docs`` random documents with the reference's statistics: non-zeros per document drawn
+    from its histogram, terms from its document frequencies, each weight from a random posting
+    of the same term."""
+    rng = np.random.default_rng(seed)
+    csc = sp.csc_matrix(reference)
+    df = np.diff(csc.indptr)
+    p = df / df.sum()
+    nnz_ref = np.diff(sp.csr_matrix(reference).indptr)
+    # Draws needed per distinct count, tabulated once and interpolated per document.
+    grid = np.unique(np.linspace(max(nnz_ref.min(), 1), nnz_ref.max(), 40).round())
+    draws = np.array([draws_for_distinct(p, g) for g in grid])
+    parts = []
+    for start in range(0, n_docs, chunk):
+        target = rng.choice(nnz_ref, min(chunk, n_docs - start))
+        block = sample_rows(p, np.round(np.interp(target, grid, draws)).astype(np.int64), rng)
+        pick = csc.indptr[block.indices] + (rng.random(block.nnz) * df[block.indices]).astype(np.int64)
+        block.data = csc.data[pick].astype(np.float32)
+        parts.append(block)
+    return sp.vstack(parts, format="csr")
+
+
+# ---------------------------------------------------------------- timing
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    median_us: float
+    p99_us: float
+    qps: float
+    baseline: str = ""
+    ratio: float | None = None  # median / baseline median, same run
+    extra: dict = field(default_factory=dict)
+
+
+def time_interleaved(fns: dict[str, SearchFn], n_queries: int, repeats: int, seed: int = 0
+                     ) -> dict[str, np.ndarray]:
+    """Per-query latencies (µs, median over repeats) of each function.
+
+    Each repeat visits the queries in a fresh random order, and for each query runs every function
+    back to back in a random order, so machine noise (2 shared cores, swings up to 1.8x) hits all of
+    them alike.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(fns)
+    times = {name: np.empty((repeats, n_queries)) for name in names}
+    for name in names:  # warm-up: caches, lazy statistics, thread buffers
+        for q in range(min(n_queries, 20)):
+            fns[name](q)
+    clock = time.perf_counter_ns
+    for r in range(repeats):
+        for q in rng.permutation(n_queries):
+            for name in rng.permutation(names):
+                fn = fns[name]
+                t0 = clock()
+                fn(q)
+                times[name][r, q] = (clock() - t0) / 1e3
+    return {name: np.median(t, axis=0) for name, t in times.items()}
+
+
+def summarise(section: str, latencies: dict[str, np.ndarray], baseline: str, extra: dict | None = None
+              ) -> list[Row]:
+    base = float(np.median(latencies[baseline]))
+    rows = []
+    for name, lat in latencies.items():
+        median = float(np.median(lat))
+        rows.append(Row(section, name, median, float(np.percentile(lat, 99)), 1e6 / float(np.mean(lat)),
+                        baseline, median / base, dict(extra or {})))
+    return rows
+
+
+class CscBaseline:
+    """The plain scipy search the exact index must beat: column slice, mat-vec, argpartition."""
+
+    def __init__(self, docs: sp.csr_matrix) -> None:
+        self.csc = sp.csc_matrix(docs, dtype=np.float32)
+
+    def search(self, term_ids: np.ndarray, weights: np.ndarray, k: int = 10) -> np.ndarray:
+        scores = self.csc[:, term_ids] @ weights
+        top = np.argpartition(-scores, k - 1)[:k]
+        return top[np.argsort(-scores[top], kind="stable")]
+
+
+def check_same_top(index: InvertedIndex, baseline: CscBaseline, queries: Sequence[Query], k: int) -> int:
+    """Queries whose top-k score lists differ between the index and the baseline (should be 0)."""
+    bad = 0
+    for ids, w in queries[:200]:
+        hits = index.search(ids, w, k)
+        full = (baseline.csc[:, ids] @ w).astype(np.float32)
+        ref = np.sort(full[full > 0])[::-1][:k]
+        bad += not np.allclose(hits.scores, ref, rtol=1e-5)
+    return bad
+
+
+def index_vs_baseline(section: str, docs: sp.csr_matrix, queries: list[Query], k: int, repeats: int,
+                      extra: dict) -> tuple[list[Row], InvertedIndex]:
+    index = InvertedIndex.from_csr(docs, [str(i) for i in range(docs.shape[0])])
+    baseline = CscBaseline(docs)
+    mismatches = check_same_top(index, baseline, queries, k)
+    if mismatches:
+        raise SystemExit(f"{section}: exact index disagrees with scipy on {mismatches} queries")
+    fns = {"scipy-csc (baseline)": lambda q: baseline.search(*queries[q], k),
+           "exact InvertedIndex": lambda q: index.search(*queries[q], k)}
+    lat = time_interleaved(fns, len(queries), repeats)
+    postings = [int(np.diff(baseline.csc.indptr)[ids].sum()) for ids, _ in queries]
+    extra = dict(extra, postings_per_query_median=float(np.median(postings)))
+    rows = summarise(section, lat, "scipy-csc (baseline)", extra)
+    t0 = time.perf_counter()
+    index.search_batch(queries, k)
+    batch_us = (time.perf_counter() - t0) / len(queries) * 1e6
+    rows.append(Row(section, "exact search_batch (mean/query)", batch_us, float("nan"), 1e6 / batch_us,
+                    "scipy-csc (baseline)", batch_us / rows[0].median_us, extra))
+    return rows, index
+
+
+# ---------------------------------------------------------------- sections
+
+
+def section_synthetic(args: argparse.Namespace) -> tuple[list[Row], sp.csr_matrix, list[Query]]:
+    t0 = time.perf_counter()
+    docs, p = synthetic_corpus(args.n_docs, seed=args.seed)
+    queries = synthetic_queries(p, bm25_idf(docs), args.n_queries, seed=args.seed + 1)
+    print(f"synthetic: {docs.shape[0]} docs, {docs.nnz / docs.shape[0]:.1f} nnz/doc, "
+          f"built in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    extra = {"n_docs": docs.shape[0], "nnz_per_doc": docs.nnz / docs.shape[0], "n_queries": len(queries)}
+    rows, _ = index_vs_baseline("synthetic-100k", docs, queries, args.k, args.repeats, extra)
+    return rows, docs, queries
+
+
+def section_backends(docs: sp.csr_matrix, queries: list[Query], args: argparse.Namespace) -> list[Row]:
+    """Every backend of ``idfsplade.index.registry`` on the synthetic data, against the exact index.
+
+    The registry (``available_backends()``, ``build_backend(name, docs_csr, doc_ids, **options)``)
+    is optional: without it, or without a backend's extra dependency, the section is skipped.
+    """
+    try:
+        from idfsplade.index.registry import available_backends, build_backend
+    except ImportError:
+        print("backends: idfsplade.index.registry not present, skipped", file=sys.stderr)
+        return []
+    doc_ids = [str(i) for i in range(docs.shape[0])]
+    indexes = {"exact InvertedIndex": InvertedIndex.from_csr(docs, doc_ids)}
+    for name in available_backends():
+        if name in ("exact", "inverted"):
+            continue
+        try:
+            indexes[name] = build_backend(name, docs, doc_ids)
+        except Exception as exc:  # noqa: BLE001 - a backend that cannot start is reported, not fatal
+            print(f"backends: {name} skipped ({exc})", file=sys.stderr)
+    fns = {name: (lambda q, ix=ix: ix.search(*queries[q], args.k)) for name, ix in indexes.items()}
+    return summarise("backends-100k", time_interleaved(fns, len(queries), max(1, args.repeats // 2)),
+                     "exact InvertedIndex")
+
+
+def load_scifact(args: argparse.Namespace):
+    """The encoded SciFact store, its model (with the corpus IDF next to the store) and test queries."""
+    from idfsplade.data import BeirDataset
+    from idfsplade.idf import IdfTable
+    from idfsplade.model import load_sparse_encoder, resolve_model
+    from idfsplade.vectors import load_csr
+    from transformers import AutoTokenizer
+
+    docs, doc_ids, _ = load_csr(args.scifact_docs, mmap=False)
+    idf_path = args.scifact_docs.parent / f"{args.scifact_docs.name}.idf" / "idf.json"
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("splade-tiny"))
+    model = load_sparse_encoder("splade-tiny", idf=IdfTable.load(idf_path, tokenizer), device="cpu")
+    dataset = BeirDataset(args.dataset)
+    queries, _ = dataset.split_queries("test", doc_ids=set(doc_ids))
+    return docs, doc_ids, model, dataset, list(queries.values())
+
+
+def section_scifact(args: argparse.Namespace) -> list[Row]:
+    import torch
+
+    from idfsplade.data import document_text
+    from idfsplade.model import DocumentEncoder, QueryEncoder
+    from idfsplade.search import BM25Retriever
+
+    torch.set_num_threads(1)  # one query at a time, as a service thread would run it
+    docs, doc_ids, model, dataset, texts = load_scifact(args)
+    index = InvertedIndex.from_csr(docs, doc_ids)
+    query_encoder = QueryEncoder.from_model(model)
+    siamese = DocumentEncoder(model, batch_size=1)
+    bm25 = BM25Retriever(doc_ids, [document_text(d) for d in dataset.iter_corpus()])
+
+    def inference_free(q: int):
+        sq = query_encoder.encode(texts[q])
+        return index.search(sq.ids, sq.weights, args.k)
+
+    def siamese_search(q: int):
+        row = siamese.encode([texts[q]])
+        return index.search(row.indices, row.data, args.k)
+
+    fns = {"bm25 (bm25s)": lambda q: bm25.search(texts[q], args.k),
+           "inference-free (idf query)": inference_free,
+           "siamese (MLM query encoder)": siamese_search}
+    lat = time_interleaved(fns, len(texts), args.repeats_e2e)
+    extra = {"n_docs": len(doc_ids), "nnz_per_doc": docs.nnz / len(doc_ids), "n_queries": len(texts)}
+    rows = summarise("scifact-e2e", lat, "bm25 (bm25s)", extra)
+    enc = {"query encode only: idf": lambda q: query_encoder.encode(texts[q]),
+           "query encode only: MLM": lambda q: siamese.encode([texts[q]])}
+    rows += summarise("scifact-e2e", time_interleaved(enc, len(texts), args.repeats_e2e),
+                      "query encode only: idf", extra)
+    return rows
+
+
+def section_synthetic_1m(args: argparse.Namespace) -> list[Row]:
+    from idfsplade.model import QueryEncoder
+
+    reference, _, model, _, texts = load_scifact(args)
+    t0 = time.perf_counter()
+    docs = corpus_like(reference, args.n_docs_1m, seed=args.seed)
+    print(f"synthetic-1m: {docs.shape[0]} docs, {docs.nnz / docs.shape[0]:.1f} nnz/doc "
+          f"(SciFact {reference.nnz / reference.shape[0]:.1f}), built in {time.perf_counter() - t0:.0f}s",
+          file=sys.stderr)
+    idf = bm25_idf(docs)
+    encoded = QueryEncoder.from_model(model).encode_batch(texts)
+    queries = [(q.ids, idf[q.ids]) for q in encoded if len(q.ids)]
+    extra = {"n_docs": docs.shape[0], "nnz_per_doc": docs.nnz / docs.shape[0], "n_queries": len(queries),
+             "queries": "SciFact test, IDF of the synthetic corpus"}
+    rows, _ = index_vs_baseline("synthetic-1m", docs, queries, args.k, max(1, args.repeats // 2), extra)
+    return rows
+
+
+# ---------------------------------------------------------------- output
+
+
+def render(rows: list[Row]) -> str:
+    header = f"{'section':<16} {'name':<34} {'median µs':>10} {'p99 µs':>10} {'QPS':>9} {'ratio':>7}  baseline"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        ratio = "" if r.ratio is None else f"{r.ratio:.3f}"
+        lines.append(f"{r.section:<16} {r.name:<34} {r.median_us:>10.1f} {r.p99_us:>10.1f} {r.qps:>9.0f} "
+                     f"{ratio:>7}  {r.baseline}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "search_latency.json")
+    parser.add_argument("--n-docs", type=int, default=100_000)
+    parser.add_argument("--n-queries", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5, help="passes over the queries (synthetic)")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scifact", action="store_true", help="add the end-to-end SciFact section")
+    parser.add_argument("--synthetic-1m", action="store_true", help="add a 1M-doc corpus shaped like SciFact")
+    parser.add_argument("--n-docs-1m", type=int, default=1_000_000)
+    parser.add_argument("--scifact-docs", type=Path, default=Path("/tmp/scifact-docs"),
+                        help="CSR store from `idfsplade encode datasets/scifact --out ...` (IDF next to it)")
+    parser.add_argument("--dataset", type=Path, default=REPO / "datasets" / "scifact", help="SciFact BEIR folder")
+    parser.add_argument("--repeats-e2e", type=int, default=3)
+    args = parser.parse_args(argv)
+    rows, docs, queries = section_synthetic(args)
+    rows += section_backends(docs, queries, args)
+    del docs
+    if args.scifact:
+        rows += section_scifact(args)
+    if args.synthetic_1m:
+        rows += section_synthetic_1m(args)
+    print(render(rows))
+    atomic_write_json(args.out, {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                             "numpy": np.__version__, "scipy": scipy.__version__},
+                                 "args": {k: str(v) for k, v in vars(args).items()},
+                                 "rows": [asdict(r) for r in rows]})
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

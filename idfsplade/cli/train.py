@@ -1,0 +1,52 @@
+"""Training commands: ``train`` (one YAML config → a trained model) and ``experiment`` (train +
+evaluate beside teachers and baselines + report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from idfsplade.cli.app import app, console, out
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML run config (see configs/).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set loss.flops_weight=0")]
+
+
+def _overrides(pairs: list[str] | None) -> dict:
+    from idfsplade.errors import InputError
+
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--set expects key=value, got {pair!r}", field="--set")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+@app.command()
+def train(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Train an inference-free sparse encoder (rerun the same command to resume after a kill)."""
+    from idfsplade.train import load_config
+    from idfsplade.train import train as run_training  # the command is named train too
+
+    model_dir = run_training(load_config(config, _overrides(set_)))
+    console.print(f"model in {model_dir}/ (load with idfsplade.model.load_sparse_encoder)")
+
+
+@app.command()
+def experiment(config: ConfigArg, set_: SetOpt = None, split: str = "test",
+               teachers: Annotated[bool, typer.Option(help="Also evaluate each teacher and their ensemble.")] = True
+               ) -> None:
+    """Train, then evaluate the student beside BM25, the untrained model and the teachers; write a report."""
+    from idfsplade.evaluate import render_table
+    from idfsplade.train import load_config
+    from idfsplade.train.experiment import run_experiment
+
+    cfg = load_config(config, _overrides(set_))
+    rows = run_experiment(cfg, split=split, teachers=teachers)
+    out.print(render_table(rows, title=f"{Path(cfg.data.dataset).name} ({split})"))
+    console.print(f"report in {cfg.output_dir}/report/ (results.md, results.json, ndcg_vs_flops.png)")

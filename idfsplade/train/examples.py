@@ -1,0 +1,238 @@
+"""Training data: (query, candidate passages) examples, cached to disk as jsonl.
+
+Two builders, one format:
+
+- :func:`build_supervised` — a BEIR train split: each judged query with one positive and hard
+  negatives mined by BM25 (and optionally by a dense model); the fine-tuning data of the paper.
+- :func:`build_weak` — an unlabelled corpus: pseudo-queries cut from each document (its title, or
+  its first sentence) paired with the rest of it; the weakly supervised pre-training data.
+
+An :class:`ExampleSet` is two files: ``passages.jsonl`` (``{"id", "text"}``) and ``examples.jsonl``
+(``{"qid", "query", "candidates": [positive, negatives...]}``). Building appends finished chunks
+to ``*.partial`` files, so a killed build resumes after its last chunk; the final files are renamed
+into place only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from idfsplade.atomic import atomic_write_json
+from idfsplade.data import BeirDataset, document_text
+from idfsplade.errors import InputError
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training query; ``candidates[0]`` is the positive, the rest are negatives."""
+
+    qid: str
+    query: str
+    candidates: list[str]
+
+
+class ExampleSet:
+    """Examples plus the passage texts they point to."""
+
+    def __init__(self, examples: list[Example], passages: dict[str, str]) -> None:
+        self.examples = examples
+        self.passages = passages
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    @property
+    def queries(self) -> dict[str, str]:
+        return {e.qid: e.query for e in self.examples}
+
+    @classmethod
+    def load(cls, folder: Path) -> ExampleSet:
+        passages = {r["id"]: r["text"] for r in _read_jsonl(folder / "passages.jsonl", ("id", "text"))}
+        examples = []
+        for lineno, r in enumerate(_read_jsonl(folder / "examples.jsonl", ("qid", "query", "candidates")), 1):
+            unknown = [c for c in r["candidates"] if c not in passages]
+            if unknown or len(r["candidates"]) < 2:
+                raise InputError(f"candidates must be >= 2 known passage ids (unknown: {unknown[:3]})",
+                                 path=folder / "examples.jsonl", line=lineno, field="candidates")
+            examples.append(Example(str(r["qid"]), r["query"], [str(c) for c in r["candidates"]]))
+        return cls(examples, passages)
+
+
+def _read_jsonl(path: Path, fields: tuple[str, ...]) -> Iterable[dict]:
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"malformed JSON ({exc.msg})", path=path, line=lineno) from None
+            for name in fields:
+                if name not in record:
+                    raise InputError("missing field", path=path, line=lineno, field=name)
+            yield record
+
+
+class _ChunkWriter:
+    """Append-only jsonl with a resume point: lines go to ``name.partial``; :meth:`close` renames it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        self.done_keys: set[str] = set()
+        if self.partial.exists():
+            lines = self.partial.read_text(encoding="utf-8").splitlines()
+            complete = [ln for ln in lines if ln.endswith("}")]  # a kill mid-line leaves a torn last line
+            self.partial.write_text("".join(ln + "\n" for ln in complete), encoding="utf-8")
+            self.done_keys = {json.loads(ln)["qid"] for ln in complete}
+
+    def write(self, records: list[dict]) -> None:
+        with self.partial.open("a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            f.flush()
+
+    def close(self) -> None:
+        self.partial.replace(self.path)
+
+
+NegativeMiner = Callable[[list[str], int], list[list[str]]]  # (queries, k) -> ranked passage ids each
+
+
+def bm25_miner(pool: dict[str, str]) -> NegativeMiner:
+    """Rank the pool with BM25 (:class:`~idfsplade.search.BM25Retriever`, stemmed)."""
+    from idfsplade.search import BM25Retriever
+
+    retriever = BM25Retriever(list(pool), list(pool.values()))
+
+    def mine(queries: list[str], k: int) -> list[list[str]]:
+        run = retriever.search_many({str(i): q for i, q in enumerate(queries)}, k=k)
+        return [list(run[str(i)]) for i in range(len(queries))]
+
+    return mine
+
+
+def dense_miner(pool: dict[str, str], model: str = "all-MiniLM-L6-v2") -> NegativeMiner:
+    """Rank the pool with a sentence-transformers bi-encoder (exact cosine search)."""
+    from idfsplade.train.teachers import DenseTeacher
+
+    teacher = DenseTeacher(model)
+    ids = list(pool)
+    passages = teacher.encode_passages(list(pool.values()))
+
+    def mine(queries: list[str], k: int) -> list[list[str]]:
+        scores = teacher.encode_queries(queries) @ passages.T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return [[ids[j] for j in row] for row in top]
+
+    return mine
+
+
+def _interleave(rankings: list[list[str]], exclude: set[str], n: int) -> list[str]:
+    """Round-robin over the miners' rankings, skipping positives and repeats, until ``n`` ids."""
+    picked: list[str] = []
+    for rank in range(max((len(r) for r in rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking) and ranking[rank] not in exclude and ranking[rank] not in picked:
+                picked.append(ranking[rank])
+                if len(picked) == n:
+                    return picked
+    return picked
+
+
+def _build(folder: Path, pairs: list[tuple[str, str, list[str]]], pool: dict[str, str],
+           miners: list[NegativeMiner], n_negatives: int, provenance: dict, seed: int,
+           chunk: int = 256) -> ExampleSet:
+    """Mine negatives for ``(qid, query, positives)`` pairs in chunks; resumable; returns the set."""
+    meta = folder / "meta.json"
+    provenance = {**provenance, "passages": "pool"}
+    if meta.exists() and json.loads(meta.read_text(encoding="utf-8")) == provenance:
+        return ExampleSet.load(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = _ChunkWriter(folder / "examples.jsonl")
+    rng = np.random.default_rng(seed)
+    todo = [p for p in pairs if p[0] not in writer.done_keys]
+    depth = n_negatives * 3 + 10
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        rankings = [miner([q for _, q, _ in part], depth) for miner in miners]
+        records = []
+        for i, (qid, query, positives) in enumerate(part):
+            negatives = _interleave([r[i] for r in rankings], set(positives), n_negatives)
+            if len(negatives) < n_negatives:  # short rankings: pad with random pool passages
+                others = [p for p in rng.permutation(list(pool)) if p not in positives and p not in negatives]
+                negatives += others[:n_negatives - len(negatives)]
+            positive = positives[int(rng.integers(len(positives)))]
+            records.append({"qid": qid, "query": query, "candidates": [positive, *negatives]})
+        writer.write(records)
+    # The whole pool, not only the mined candidates: teachers then encode the full corpus once,
+    # and the same cache serves their full-corpus evaluation (and BM25's term statistics).
+    passages_tmp = folder / "passages.jsonl.partial"
+    passages_tmp.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n"
+                                    for i, t in pool.items()), encoding="utf-8")
+    passages_tmp.replace(folder / "passages.jsonl")
+    writer.close()
+    atomic_write_json(meta, provenance)
+    return ExampleSet.load(folder)
+
+
+def build_supervised(dataset: BeirDataset, split: str, folder: Path, n_negatives: int = 7,
+                     miners: tuple[str, ...] = ("bm25",), dense_model: str = "all-MiniLM-L6-v2",
+                     seed: int = 42) -> ExampleSet:
+    """Examples from the judged queries of ``split``: one positive (relevance > 0) and mined negatives."""
+    pool = {d.id: document_text(d) for d in dataset.iter_corpus()}
+    queries, qrels = dataset.split_queries(split, doc_ids=set(pool))
+    pairs = [(qid, queries[qid], sorted(d for d, rel in judged.items() if rel > 0))
+             for qid, judged in qrels.items()]
+    pairs = [p for p in pairs if p[2]]
+    provenance = {"kind": "supervised", "dataset": str(dataset.path), "split": split,
+                  "negatives": n_negatives, "miners": list(miners), "seed": seed}
+    return _build(folder, pairs, pool, _miners(miners, pool, dense_model), n_negatives, provenance, seed)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def weak_pair(title: str, text: str, min_words: int = 3) -> tuple[str, str] | None:
+    """A (pseudo-query, passage) pair from one document: title → body, else first sentence → rest."""
+    if title.strip() and len(title.split()) >= min_words and text.strip():
+        return title.strip(), text.strip()
+    parts = _SENTENCE_END.split(text.strip(), maxsplit=1)
+    if len(parts) == 2 and len(parts[0].split()) >= min_words and parts[1].strip():
+        return parts[0], parts[1]
+    return None
+
+
+def build_weak(dataset: BeirDataset, folder: Path, n_negatives: int = 7, miners: tuple[str, ...] = ("bm25",),
+               dense_model: str = "all-MiniLM-L6-v2", max_pairs: int | None = None, seed: int = 42) -> ExampleSet:
+    """Pre-training examples from an unlabelled corpus (its qrels are never read)."""
+    pool: dict[str, str] = {}
+    pairs = []
+    for doc in dataset.iter_corpus():
+        pair = weak_pair(doc.title, doc.text)
+        if pair is None:
+            continue
+        pool[doc.id] = pair[1]
+        pairs.append((f"weak-{doc.id}", pair[0], [doc.id]))
+        if max_pairs is not None and len(pairs) >= max_pairs:
+            break
+    if not pairs:
+        raise InputError("no document yields a (title or first sentence, rest) pair", path=dataset.corpus_path)
+    provenance = {"kind": "weak", "dataset": str(dataset.path), "negatives": n_negatives, "miners": list(miners),
+                  "max_pairs": max_pairs, "seed": seed}
+    return _build(folder, pairs, pool, _miners(miners, pool, dense_model), n_negatives, provenance, seed)
+
+
+def _miners(names: tuple[str, ...] | list[str], pool: dict[str, str], dense_model: str) -> list[NegativeMiner]:
+    factories = {"bm25": lambda: bm25_miner(pool), "dense": lambda: dense_miner(pool, dense_model)}
+    unknown = [n for n in names if n not in factories]
+    if unknown or not names:
+        raise InputError(f"negative miners must be among {sorted(factories)}, got {list(names)}", field="miners")
+    return [factories[n]() for n in names]

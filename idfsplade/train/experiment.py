@@ -1,0 +1,116 @@
+"""The main job: train, then evaluate the student beside its teachers, BM25 and the untrained model.
+
+One call of :func:`run_experiment` does IDF → training data → teacher vectors → training (resumable)
+→ index → evaluation on the full split, and writes a report folder: ``results.md`` / ``results.json``
+(nDCG@10, Recall@100, MRR@10, active dims, FLOPS) and ``ndcg_vs_flops.png``.
+
+Teachers are evaluated from the vectors cached for training (the pool is the whole corpus), so
+they cost one query encoding each. The untrained inference-free baseline and BM25 are cached in a
+folder shared by all experiments on the dataset (``runs/cache/eval/<dataset>``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from idfsplade.atomic import atomic_write_json, atomic_write_text
+from idfsplade.data import BeirDataset
+from idfsplade.evaluate import ResultRow, evaluate_run, render_markdown, write_trec_run
+from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
+from idfsplade.search.retriever import Run
+from idfsplade.train.config import RunConfig
+from idfsplade.train.ensemble import ensemble_targets
+from idfsplade.train.scorer import EnsembleScorer
+from idfsplade.train.teachers import dot_scores
+from idfsplade.train.trainer import build_teachers, load_examples, train
+
+
+def top_k_run(scores: np.ndarray, qids: list[str], doc_ids: list[str], k: int = 100) -> Run:
+    """A run from a full ``queries × documents`` score matrix."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return {q: {doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+
+
+def evaluate_teachers(config: RunConfig, dataset: BeirDataset, split: str, work: Path) -> list[ResultRow]:
+    """Each teacher, and their min-max ensemble (the distillation target), as full-corpus retrievers."""
+    examples = load_examples(config)
+    teachers = build_teachers(config, examples)
+    scorer = EnsembleScorer.build(examples, teachers, config.teachers.scale, Path(config.teachers.cache_dir))
+    queries, qrels = dataset.split_queries(split)
+    qids = list(queries)
+    doc_ids = list(examples.passages)
+    per_teacher, rows = [], []
+    for (teacher, _), member in zip(teachers, scorer.members):
+        scores = dot_scores(teacher.encode_queries([queries[q] for q in qids]), member.passages.get(doc_ids))
+        per_teacher.append(scores)
+        rows.append(_score_run(dataset, f"teacher {teacher.name}", top_k_run(scores, qids, doc_ids), qrels, work))
+    if len(per_teacher) > 1:
+        mixed = ensemble_targets(per_teacher, [m.weight for m in scorer.members], 1.0)
+        rows.append(_score_run(dataset, "teacher ensemble (min-max mean)", top_k_run(mixed, qids, doc_ids),
+                               qrels, work))
+    return rows
+
+
+def _score_run(dataset: BeirDataset, name: str, run: Run, qrels: dict, work: Path) -> ResultRow:
+    write_trec_run(work / "runs" / f"{name.replace(' ', '_').replace(':', '-')}.trec", run, tag=name)
+    return ResultRow(dataset.name, name, evaluate_run(qrels, run))
+
+
+def evaluate_student(model_dir: Path, dataset: BeirDataset, split: str, work: Path, name: str) -> ResultRow:
+    """The trained model on the full split, with its own query weights (idf.json in its route)."""
+    (row,) = evaluate_dataset(dataset, split, work, [SparseModelSpec(model=str(model_dir), idf="model")], bm25=False)
+    row.retriever = name
+    return row
+
+
+def evaluate_baselines(dataset: BeirDataset, split: str, base_model: str, cache: Path) -> list[ResultRow]:
+    """BM25 (stemmed) and the untrained model, inference-free with corpus IDF (cached across runs)."""
+    rows = evaluate_dataset(dataset, split, cache, [SparseModelSpec(model=base_model, idf="corpus")], bm25=True)
+    rows[-1].retriever = f"{Path(base_model).name} untrained, idf=corpus"
+    return rows
+
+
+def plot_ndcg_vs_flops(rows: list[ResultRow], path: Path) -> None:
+    """Scatter of nDCG@10 against FLOPS for the rows that have FLOPS (the inference-free models)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if r.flops is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in points:
+        ax.scatter(r.flops, r.metrics["nDCG@10"])
+        ax.annotate(r.retriever, (r.flops, r.metrics["nDCG@10"]), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    for r in rows:
+        if r.flops is None:
+            ax.axhline(r.metrics["nDCG@10"], linestyle=":", linewidth=0.8, color="gray")
+            ax.annotate(r.retriever, (ax.get_xlim()[0], r.metrics["nDCG@10"]), fontsize=6, color="gray")
+    ax.set_xlabel("FLOPS (expected postings touched per query-document pair)")
+    ax.set_ylabel("nDCG@10")
+    ax.set_title("nDCG@10 against FLOPS (dotted: models without FLOPS)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run_experiment(config: RunConfig, split: str = "test", teachers: bool = True) -> list[ResultRow]:
+    """Train (or resume) and evaluate; writes ``<output_dir>/report/``. Returns the table rows."""
+    model_dir = train(config)
+    work = Path(config.output_dir)
+    dataset = BeirDataset(config.data.dataset)
+    rows = evaluate_baselines(dataset, split, config.student.model, Path("runs/cache/eval") / dataset.name)
+    if teachers:
+        rows += evaluate_teachers(config, dataset, split, work / "eval")
+    rows.append(evaluate_student(model_dir, dataset, split, work / "eval", f"student ({work.name})"))
+    report = work / "report"
+    atomic_write_json(report / "results.json", [r.as_dict() for r in rows])
+    atomic_write_text(report / "results.md", render_markdown(rows))
+    plot_ndcg_vs_flops(rows, report / "ndcg_vs_flops.png")
+    return rows

@@ -1,0 +1,44 @@
+"""Metrics by hand (trec_eval's linear-gain nDCG), empty rankings count as 0, TREC run files."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from idfsplade.errors import InputError
+from idfsplade.evaluate import ResultRow, evaluate_run, read_trec_run, render_markdown, write_trec_run
+
+
+def test_metrics_by_hand_with_identical_query_and_doc_id():
+    qrels = {"1": {"1": 1, "d2": 2}, "2": {"d9": 1}}
+    run = {"1": {"d2": 3.0, "x": 2.0, "1": 1.0}}  # query 2 retrieved nothing
+    dcg = 2 / math.log2(2) + 1 / math.log2(4)
+    idcg = 2 / math.log2(2) + 1 / math.log2(3)
+    metrics = evaluate_run(qrels, run)
+    assert metrics["nDCG@10"] == pytest.approx((dcg / idcg + 0.0) / 2, abs=1e-6)
+    assert metrics["MRR@10"] == pytest.approx(0.5)
+    assert metrics["Recall@100"] == pytest.approx(0.5)
+
+
+def test_trec_run_round_trip(tmp_path):
+    run = {"q1": {"a": 1.5, "b": 2.5}, "q2": {"c": 0.1}}
+    write_trec_run(tmp_path / "run.trec", run, tag="t")
+    lines = (tmp_path / "run.trec").read_text().splitlines()
+    assert lines[0] == "q1 Q0 b 1 2.500000 t" and lines[1] == "q1 Q0 a 2 1.500000 t"
+    assert read_trec_run(tmp_path / "run.trec") == run
+
+
+def test_bad_trec_line(tmp_path):
+    (tmp_path / "run.trec").write_text("q1 Q0 a 1 1.0 t\nq1 Q0 b 2 high t\n")
+    with pytest.raises(InputError, match=r"run.trec, line 2, field 'score'"):
+        read_trec_run(tmp_path / "run.trec")
+
+
+def test_markdown_table():
+    rows = [ResultRow("scifact", "bm25", {"nDCG@10": 0.6761}),
+            ResultRow("scifact", "splade", {"nDCG@10": 0.65}, 9.5, 200.25, 1.5)]
+    md = render_markdown(rows).splitlines()
+    assert md[0] == "| dataset | retriever | nDCG@10 | q dims | d dims | FLOPS |"
+    assert md[2] == "| scifact | bm25 | 0.6761 | — | — | — |"
+    assert md[3] == "| scifact | splade | 0.6500 | 9.5 | 200.2 | 1.500 |"

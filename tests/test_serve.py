@@ -1,0 +1,273 @@
+"""The search service: same answers as the retriever, limits answered with the right 4xx, safe under
+concurrent requests, and loadable from an index folder's provenance."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from idfsplade.errors import InputError  # noqa: E402
+from idfsplade.serve import ServeConfig, ServeLimits, app_from_env, create_app, load_app  # noqa: E402
+from idfsplade.serve.loader import ENV_VAR  # noqa: E402
+
+LIMITS = ServeLimits(max_query_chars=300, max_k=50, max_batch=4, max_body_bytes=4096)
+
+
+@pytest.fixture(scope="module")
+def adi_docs(adi_path, tiny_encoder):
+    """ADI encoded with SPLADE-tiny: ``(csr, doc ids)``."""
+    from idfsplade.data import BeirDataset, document_text
+    from idfsplade.model import DocumentEncoder
+
+    docs = list(BeirDataset(adi_path).iter_corpus())
+    return DocumentEncoder(tiny_encoder).encode([document_text(d) for d in docs]), [d.id for d in docs]
+
+
+@pytest.fixture(scope="module")
+def retriever(adi_docs, tiny_encoder):
+    from idfsplade.index import InvertedIndex
+    from idfsplade.model import QueryEncoder
+    from idfsplade.search import InferenceFreeRetriever
+
+    return InferenceFreeRetriever(QueryEncoder.from_model(tiny_encoder), InvertedIndex.from_csr(*adi_docs))
+
+
+@pytest.fixture(scope="module")
+def queries(adi_path) -> list[str]:
+    from idfsplade.data import BeirDataset
+
+    return list(BeirDataset(adi_path).queries().values())
+
+
+@pytest.fixture(scope="module")
+def client(retriever):
+    with TestClient(create_app(retriever, model="splade-tiny", idf="adi", limits=LIMITS)) as test_client:
+        yield test_client
+
+
+def _expected(retriever, text: str, k: int) -> dict:
+    hits = retriever.search(text, k)
+    return {"ids": hits.ids, "scores": hits.scores.tolist()}
+
+
+def _without_time(result: dict) -> dict:
+    assert result["took_ms"] >= 0
+    return {"ids": result["ids"], "scores": result["scores"]}
+
+
+@pytest.mark.parametrize("k", [1, 10, 50])
+def test_search_matches_the_retriever(client, retriever, queries, k):
+    for text in queries[:8]:
+        response = client.post("/search", json={"query": text, "k": k})
+        assert response.status_code == 200
+        result = _without_time(response.json())
+        assert result == _expected(retriever, text, k)
+        assert len(result["ids"]) == k
+
+
+def test_search_defaults_to_ten(client, retriever, queries):
+    response = client.post("/search", json={"query": queries[0]})
+    assert _without_time(response.json()) == _expected(retriever, queries[0], 10)
+
+
+def test_batch_equals_singles(client, queries):
+    batch = queries[:4]
+    response = client.post("/search/batch", json={"queries": batch, "k": 7})
+    assert response.status_code == 200
+    singles = [_without_time(client.post("/search", json={"query": q, "k": 7}).json()) for q in batch]
+    assert [_without_time(r) for r in response.json()] == singles
+
+
+def test_query_with_no_known_token_returns_nothing(client):
+    response = client.post("/search", json={"query": "ﾂ", "k": 5})
+    assert response.status_code == 200
+    assert (response.json()["ids"], response.json()["scores"]) == ([], [])
+
+
+def test_health_reports_what_is_served(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "documents": 82, "model": "splade-tiny", "idf": "adi",
+                               "limits": {"max_query_chars": 300, "max_k": 50, "max_batch": 4,
+                                          "max_body_bytes": 4096}}
+
+
+def test_openapi_publishes_the_limits(client):
+    schema = client.get("/openapi.json").json()
+    assert {"/search", "/search/batch", "/health"} <= set(schema["paths"])
+    request = schema["components"]["schemas"]["SearchRequest"]["properties"]
+    assert request["query"]["maxLength"] == 300
+    assert (request["k"]["minimum"], request["k"]["maximum"], request["k"]["default"]) == (1, 50, 10)
+    batch = schema["components"]["schemas"]["BatchSearchRequest"]["properties"]
+    assert batch["queries"]["maxItems"] == 4
+    assert client.get("/docs").status_code == 200
+
+
+def _messages(response) -> str:
+    detail = response.json()["detail"]
+    return detail if isinstance(detail, str) else " | ".join(f"{e['loc'][-1]}: {e['msg']}" for e in detail)
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), [
+    ("/search", {"query": ""}, 422, "query: String should have at least 1 character"),
+    ("/search", {"query": " \t\n"}, 422, "query: Value error, query is empty or whitespace only"),
+    ("/search", {"query": "x" * 301}, 422, "query: String should have at most 300 characters"),
+    ("/search", {"query": "design", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
+    ("/search", {"query": "design", "k": 10**6}, 422, "k: Input should be less than or equal to 50"),
+    ("/search", {"query": "design", "k": "many"}, 422, "k: Input should be a valid integer, unable to parse string as an integer"),
+    ("/search", {"k": 3}, 422, "query: Field required"),
+    ("/search", ["design"], 422, "body: Input should be a valid dictionary or object to extract fields from"),
+    ("/search/batch", {"queries": ["a", "b", "c", "d", "e"]}, 422,
+     "queries: List should have at most 4 items after validation, not 5"),
+    ("/search/batch", {"queries": []}, 422,
+     "queries: List should have at least 1 item after validation, not 0"),
+    ("/search/batch", {"queries": ["design", " "]}, 422, "1: Value error, query is empty or whitespace only"),
+    ("/search", {"query": "x" * 5000}, 413, "request body exceeds 4096 bytes"),
+])
+def test_bad_request_gets_its_4xx_and_the_service_carries_on(client, retriever, path, body, status, message):
+    response = client.post(path, json=body)
+    assert (response.status_code, _messages(response)) == (status, message)
+    after = client.post("/search", json={"query": "library catalog", "k": 3})
+    assert _without_time(after.json()) == _expected(retriever, "library catalog", 3)
+
+
+def test_non_json_body_is_422(client):
+    response = client.post("/search", content=b"query=design", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    assert client.get("/health").status_code == 200
+
+
+def test_chunked_body_over_the_limit_is_413(client):
+    """A body without Content-Length is counted as it arrives, not trusted."""
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 1000
+
+    response = client.post("/search", content=chunks(), headers={"content-type": "application/json"})
+    assert (response.status_code, response.json()) == (413, {"detail": "request body exceeds 4096 bytes"})
+    assert client.get("/health").status_code == 200
+
+
+def test_concurrent_requests_all_get_their_own_answer(client, retriever, queries):
+    texts = [queries[i % len(queries)] + (" systems" if i % 3 else "") for i in range(160)]
+    expected = {t: _expected(retriever, t, 10) for t in set(texts)}
+
+    def ask(text: str) -> tuple[str, int, dict]:
+        response = client.post("/search", json={"query": text, "k": 10})
+        return text, response.status_code, _without_time(response.json())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(ask, texts))
+    assert [status for _, status, _ in answers] == [200] * len(texts)
+    assert all(result == expected[text] for text, _, result in answers)
+
+
+# --- loading from an index folder -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_index(tmp_path_factory, adi_docs, adi_idf, splade_tiny_path):
+    """An index whose provenance names its model and idf file, as the pipeline records them."""
+    from idfsplade.index import InvertedIndex
+
+    work = tmp_path_factory.mktemp("serve-work")
+    adi_idf.save(work / "idf.json")
+    InvertedIndex.from_csr(*adi_docs, info={"model": splade_tiny_path, "idf_file": str(work / "idf.json")}
+                           ).save(work / "index")
+    return work / "index"
+
+
+def test_load_app_uses_the_index_provenance(saved_index, retriever, queries, splade_tiny_path):
+    with TestClient(load_app(ServeConfig(saved_index))) as loaded:
+        health = loaded.get("/health").json()
+        assert (health["model"], health["idf"]) == (splade_tiny_path, str(saved_index.parent / "idf.json"))
+        for text in queries[:5]:
+            got = loaded.post("/search", json={"query": text, "k": 10}).json()
+            want = _expected(retriever, text, 10)
+            assert got["ids"] == want["ids"]
+            np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5)  # idf.json keeps 6 decimals
+
+
+def test_app_from_env_is_what_workers_load(saved_index, monkeypatch):
+    config = ServeConfig(saved_index, limits=ServeLimits(max_batch=8))
+    assert ServeConfig.from_env(config.to_env()) == config
+    monkeypatch.setenv(ENV_VAR, config.to_env())
+    with TestClient(app_from_env()) as worker:
+        assert worker.get("/health").json()["limits"]["max_batch"] == 8
+    monkeypatch.delenv(ENV_VAR)
+    with pytest.raises(InputError, match=f"{ENV_VAR} is not set"):
+        app_from_env()
+
+
+def test_load_errors_name_the_fix(tmp_path, adi_docs, saved_index, splade_tiny_path):
+    from idfsplade.index import InvertedIndex
+
+    csr, ids = adi_docs
+    InvertedIndex.from_csr(csr, ids).save(tmp_path / "bare")
+    with pytest.raises(InputError, match="records no model .*; pass --model"):
+        load_app(ServeConfig(tmp_path / "bare"))
+    moved = str(tmp_path / "moved" / "idf.json")
+    InvertedIndex.from_csr(csr, ids, info={"model": splade_tiny_path, "idf_file": moved}).save(tmp_path / "moved")
+    with pytest.raises(InputError, match="moved/idf.json: idf file not found; pass --idf"):
+        load_app(ServeConfig(tmp_path / "moved"))
+    with pytest.raises(InputError, match="missing.json: idf file not found"):
+        load_app(ServeConfig(tmp_path / "bare", model=splade_tiny_path, idf=str(tmp_path / "missing.json")))
+    small = sp.csr_matrix(np.ones((2, 10), dtype=np.float32))
+    InvertedIndex.from_csr(small, ["a", "b"], info={"model": splade_tiny_path}).save(tmp_path / "small")
+    with pytest.raises(InputError, match="10-term vocabulary but model .* has 30522"):
+        load_app(ServeConfig(tmp_path / "small", idf=str(saved_index.parent / "idf.json")))
+
+
+# --- the command --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch) -> list[tuple[tuple, dict]]:
+    import uvicorn
+
+    calls: list[tuple[tuple, dict]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setenv(ENV_VAR, "restored after the test")
+    return calls
+
+
+def test_serve_command_loads_once_and_runs_uvicorn(saved_index, uvicorn_calls):
+    from typer.testing import CliRunner
+
+    import idfsplade.cli.serve  # noqa: F401  (registers the command)
+    from idfsplade.cli.app import app
+
+    result = CliRunner().invoke(app, ["serve", str(saved_index), "--port", "8765", "--max-batch", "8"])
+    assert result.exit_code == 0, result.output
+    (served,), options = uvicorn_calls[0]
+    assert options == {"host": "127.0.0.1", "port": 8765}
+    assert TestClient(served).get("/health").json()["limits"]["max_batch"] == 8
+
+    result = CliRunner().invoke(app, ["serve", str(saved_index), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert uvicorn_calls[1] == (("idfsplade.serve.loader:app_from_env",),
+                                {"factory": True, "host": "127.0.0.1", "port": 8000, "workers": 2})
+    import os
+
+    assert ServeConfig.from_env(os.environ[ENV_VAR]) == ServeConfig(saved_index)
+
+
+def test_serve_command_reports_a_wrong_folder(tmp_path, uvicorn_calls):
+    from typer.testing import CliRunner
+
+    import idfsplade.cli.serve  # noqa: F401
+    from idfsplade.cli.app import app
+
+    result = CliRunner().invoke(app, ["serve", str(tmp_path)])
+    assert isinstance(result.exception, InputError)
+    assert "not an index folder (no meta.json)" in str(result.exception)
+    assert uvicorn_calls == []
