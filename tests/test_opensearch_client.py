@@ -4,6 +4,7 @@ parsing on a recording fake client, and a live round trip against ``OPENSEARCH_U
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import numpy as np
@@ -140,6 +141,12 @@ def test_search_batch_is_one_msearch_aligned_with_queries(tokenizer):
 def test_unknown_query_type_is_an_input_error(tokenizer):
     with pytest.raises(InputError, match="query_type"):
         _index(tokenizer, query_type="knn")
+
+
+def test_connect_without_opensearch_py_says_what_to_install(monkeypatch, tokenizer):
+    monkeypatch.setitem(sys.modules, "opensearchpy", None)  # import fails as if not installed
+    with pytest.raises(InputError, match=r"idfsplade\[opensearch\]"):
+        OpenSearchSparseIndex.connect("http://localhost:9200", "docs", tokenizer.get_vocab())
 
 
 @pytest.mark.skipif(not OPENSEARCH_URL, reason="live OpenSearch round trip: set OPENSEARCH_URL "

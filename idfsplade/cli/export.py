@@ -24,7 +24,7 @@ def opensearch(output: Annotated[Path, typer.Option("--out", "-o", help="Folder 
                version: str = "1.0.0",
                max_length: Annotated[Optional[int], typer.Option(help="Document truncation (default: the model's).")
                                      ] = None) -> None:
-    """Write ML-Commons SPARSE_ENCODING (TorchScript) and SPARSE_TOKENIZE (idf.json) models and their register bodies."""
+    """Write ML-Commons SPARSE_ENCODING (TorchScript) and SPARSE_TOKENIZE (idf.json) zips + register bodies."""
     from idfsplade.export import export_opensearch
     from idfsplade.model import load_sparse_encoder
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -36,10 +36,11 @@ import torch
 from sentence_transformers import SparseEncoder
 from tokenizers import Tokenizer
 
-from idfsplade.atomic import _temp_file, atomic_write_json
+from idfsplade.atomic import atomic_open, atomic_write_json
 from idfsplade.errors import InputError
 from idfsplade.idf import IdfTable
 from idfsplade.model.inference_free import document_modules, query_weights
+from idfsplade.model.pooling import splade_max_pool
 
 ENCODING_ZIP = "sparse_encoding.zip"
 TOKENIZE_ZIP = "sparse_tokenize.zip"
@@ -65,9 +66,7 @@ class SparseEncodingModule(torch.nn.Module):
     def forward(self, input: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: A002 - DJL's name
         mask = input["attention_mask"]
         logits = self.masked_lm(input_ids=input["input_ids"], attention_mask=mask).logits.float()
-        pooled = logits.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")).amax(dim=1)
-        weights = torch.log1p(torch.relu(pooled))
-        return {"output": weights.index_fill(1, self.special_ids, 0.0)}
+        return {"output": splade_max_pool(logits, mask, self.special_ids)}
 
 
 @dataclass(frozen=True)
@@ -111,8 +110,7 @@ def export_sparse_encoding(model: SparseEncoder, out_dir: str | Path, name: str,
         pt_path = Path(tmp) / TORCHSCRIPT_NAME
         torch.jit.save(traced, str(pt_path))
         with pt_path.open("rb") as src, archive.open(_entry(TORCHSCRIPT_NAME, zipfile.ZIP_STORED), "w") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
+            shutil.copyfileobj(src, dst, 1 << 20)
         archive.writestr(_entry("tokenizer.json"), _tokenizer_json(mlm.tokenizer, max_length))
     config = mlm.auto_model.config
     model_config = {"model_type": config.model_type, "embedding_dimension": len(mlm.tokenizer),
@@ -183,15 +181,5 @@ def _entry(arcname: str, compress_type: int = zipfile.ZIP_DEFLATED) -> zipfile.Z
 @contextlib.contextmanager
 def _atomic_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     """A zip written under a temporary name in the same folder, renamed into place once complete."""
-    fd, tmp = _temp_file(path)  # atomic.py's temp file: same folder, umask permissions
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            with zipfile.ZipFile(f, "w", allowZip64=True) as archive:
-                yield archive
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f, zipfile.ZipFile(f, "w", allowZip64=True) as archive:
+        yield archive

@@ -2,9 +2,8 @@
 
 Why not ``SparseEncoder.encode_document``: we need three things it does not do.
 
-1. *Max-pool first.* ``log1p`` and ``relu`` are monotone, so ``max_i log1p(relu(x_i)) =
-   log1p(relu(max_i x_i))``; pooling the raw logits (pads set to -inf) skips two passes over the
-   ``batch × length × vocab`` tensor. Same output, ~1.6x faster on CPU (measured).
+1. *Max-pool first* (:func:`~idfsplade.model.pooling.splade_max_pool`): same output as
+   ``SpladePooling``, ~1.6x faster on CPU.
 2. *Special tokens are zeroed* ([CLS], [SEP], ...), as OpenSearch's encoders do; they never match an
    inference-free query (tokenized without them) and only cost index space.
 3. *Resumable sharded output* to the CSR store, with pruning, sorted-by-length batches and bf16 on GPU.
@@ -23,6 +22,7 @@ import torch
 from sentence_transformers import SparseEncoder
 
 from idfsplade.model.inference_free import document_modules
+from idfsplade.model.pooling import splade_max_pool
 from idfsplade.vectors import PruneConfig, SparseMatrixStore, load_csr, prune_rows
 
 
@@ -57,15 +57,14 @@ class DocumentEncoder:
         with self._autocast():
             logits = self.mlm.auto_model(**batch).logits
         logits = logits.float()
-        mask = batch["attention_mask"].unsqueeze(-1).bool()
+        special_ids = self.special_ids.to(logits.device)
         if self.pooling.pooling_strategy == "max":
-            pooled = logits.masked_fill(~mask, float("-inf")).amax(dim=1)
-            weights = torch.log1p(torch.relu(pooled))
-        else:  # sum pooling cannot be reordered; transform every position then sum
-            weights = (torch.log1p(torch.relu(logits)) * mask).sum(dim=1)
-        if self.pooling.activation_function == "log1p_relu":
+            weights = splade_max_pool(logits, batch["attention_mask"], special_ids)
+        else:  # sum pooling cannot be reordered: transform every position, then sum
+            mask = batch["attention_mask"].unsqueeze(-1)
+            weights = (torch.log1p(torch.relu(logits)) * mask).sum(dim=1).index_fill(1, special_ids, 0.0)
+        if self.pooling.activation_function == "log1p_relu":  # OpenSearch v3 models: a second log1p
             weights = torch.log1p(weights)
-        weights[:, self.special_ids.to(weights.device)] = 0
         return weights
 
     def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> sp.csr_matrix:
