@@ -15,6 +15,7 @@ from pathlib import Path
 import scipy.sparse as sp
 from sentence_transformers import SparseEncoder
 
+from idfsplade.atomic import atomic_write_json
 from idfsplade.data import BeirDataset, document_text
 from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
 from idfsplade.idf import IdfTable
@@ -76,20 +77,31 @@ def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: S
                   idf_file: Path | None, progress: Progress = no_progress) -> tuple[sp.csr_matrix, list[str]]:
     """Encode (or reuse, or resume) the document vectors of the dataset's corpus into ``out``.
 
-    The provenance saved beside the vectors (model, idf file) lets ``search`` and ``serve`` rebuild the
-    matching query encoder without being told again.
+    Vectors are reused when model, truncation, pruning and corpus match (the IDF does not change them).
+    The idf file recorded beside them lets ``index``, ``search`` and ``serve`` rebuild the matching
+    query encoder without being told again.
     """
-    provenance = {"model": spec.model, "idf_file": str(idf_file.resolve()) if idf_file else None,
-                  "max_length": spec.max_length, "prune": vars(spec.prune), "corpus": str(dataset.corpus_path)}
-    meta = out / "meta.json"
-    if meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("provenance") == provenance:
-        matrix, ids, _ = load_csr(out)
-        return matrix, ids
+    provenance = {"model": spec.model, "max_length": spec.max_length, "prune": vars(spec.prune),
+                  "corpus": str(dataset.corpus_path)}
+    idf_str = str(idf_file.resolve()) if idf_file else None
+    meta_path = out / "meta.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("provenance") == provenance:
+            if meta.get("idf_file") != idf_str:
+                atomic_write_json(meta_path, {**meta, "idf_file": idf_str}, indent=None)
+            matrix, ids, _ = load_csr(out)
+            return matrix, ids
     n_docs = sum(1 for _ in dataset.iter_corpus())
     encoder = DocumentEncoder(model, batch_size=spec.batch_size, max_length=spec.max_length, prune=spec.prune)
     docs = ((d.id, document_text(d)) for d in dataset.iter_corpus())
     return encoder.encode_to_store(docs, out, progress=progress("encode", n_docs),
-                                   extra={"provenance": provenance})
+                                   extra={"provenance": provenance, "idf_file": idf_str})
+
+
+def index_info(meta: dict) -> dict:
+    """What an index records of where its vectors came from (see :func:`encode_corpus`)."""
+    return {**meta.get("provenance", {}), "idf_file": meta.get("idf_file")}
 
 
 def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
@@ -99,7 +111,7 @@ def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Pa
     model, idf_file = load_model(spec, dataset, work, progress)
     docs, doc_ids = encode_corpus(model, dataset, work / "docs", spec, idf_file, progress)
     _, _, meta = load_csr(work / "docs")
-    index = InvertedIndex.from_csr(docs, doc_ids, info=meta["provenance"])
+    index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta))
     index.save(work / "index")
     return InferenceFreeRetriever(QueryEncoder.from_model(model), index, name=Path(spec.model).name), docs
 

@@ -12,11 +12,11 @@ import scipy.sparse as sp
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from idfsplade.errors import InputError  # noqa: E402
-from idfsplade.serve import ServeConfig, ServeLimits, app_from_env, create_app, load_app  # noqa: E402
-from idfsplade.serve.loader import ENV_VAR  # noqa: E402
+from idfsplade.errors import InputError
+from idfsplade.serve import ServeConfig, ServeLimits, app_from_env, create_app, load_app
+from idfsplade.serve.loader import ENV_VAR
 
 LIMITS = ServeLimits(max_query_chars=300, max_k=50, max_batch=4, max_body_bytes=4096)
 
@@ -169,6 +169,11 @@ def test_concurrent_requests_all_get_their_own_answer(client, retriever, queries
         answers = list(pool.map(ask, texts))
     assert [status for _, status, _ in answers] == [200] * len(texts)
     assert all(result == expected[text] for text, _, result in answers)
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(InputError, match="max_k must be at least 1, got 0"):
+        ServeLimits(max_k=0)
 
 
 # --- loading from an index folder -------------------------------------------------------------------

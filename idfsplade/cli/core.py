@@ -71,11 +71,12 @@ def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsp
           top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None) -> None:
     """Build the exact inverted index from encoded documents (optionally pruned), atomically."""
     from idfsplade.index import InvertedIndex
+    from idfsplade.pipeline import index_info
     from idfsplade.vectors import load_csr, prune_rows
 
     matrix, ids, meta = load_csr(encoded)
     matrix = prune_rows(matrix, _prune(top_k, max_ratio, threshold))
-    built = InvertedIndex.from_csr(matrix, ids, info=meta.get("provenance", {}))
+    built = InvertedIndex.from_csr(matrix, ids, info=index_info(meta))
     built.save(output)
     console.print(f"wrote {output}: {len(built)} docs, {built.nnz} postings")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,13 +13,13 @@ from idfsplade.cli.app import app, console
 
 @app.command()
 def serve(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
-          model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to query with; default: "
+          model: Annotated[str | None, typer.Option("--model", "-m", help="Model to query with; default: "
                                                        "the one recorded in the index.")] = None,
-          idf_path: Annotated[Optional[str], typer.Option("--idf", help="idf.json path or 'model'; "
+          idf_path: Annotated[str | None, typer.Option("--idf", help="idf.json path or 'model'; "
                                                           "default: the one recorded in the index.")] = None,
           host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service.")] = "127.0.0.1",
           port: int = 8000,
-          workers: Annotated[int, typer.Option(help="Processes; each maps the same index files.")] = 1,
+          workers: Annotated[int, typer.Option(min=1, help="Processes; each maps the same index files.")] = 1,
           max_query_chars: int = 4096, max_k: int = 1000, max_batch: int = 256,
           max_body_bytes: Annotated[int, typer.Option(help="Larger bodies get 413 before parsing.")] = 256 * 1024
           ) -> None:

@@ -25,8 +25,9 @@ from idfsplade.serve.schemas import Health, SearchResult, request_models
 
 
 def create_app(retriever: InferenceFreeRetriever, *, model: str, idf: str,
-               limits: ServeLimits = ServeLimits()) -> FastAPI:
+               limits: ServeLimits | None = None) -> FastAPI:
     """Serve ``retriever``; ``model`` and ``idf`` are what ``/health`` reports it was loaded from."""
+    limits = limits or ServeLimits()
     search_request, batch_request = request_models(limits)
     app = FastAPI(title="idfsplade search",
                   description="Inference-free sparse retrieval: the query is the idf of its tokens, "

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from idfsplade.errors import InputError
+
 
 @dataclass(frozen=True)
 class ServeLimits:
@@ -25,7 +27,7 @@ class ServeLimits:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
+                raise InputError(f"{name} must be at least 1, got {value}")
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -1,7 +1,7 @@
 """From an index folder to a ready app: which model and idf to query it with, loaded once.
 
-The index records its provenance in ``index.info`` (``model`` and ``idf_file``), so by default the service queries it with the same model and idf it was built with; ``--model``
-and ``--idf`` override. Uvicorn's extra worker processes cannot be handed an app object, so the same
+The index records its provenance in ``index.info`` (``model`` and ``idf_file``), so by default the
+service queries it with the same model and idf it was built with; ``--model`` and ``--idf`` override. Uvicorn's extra worker processes cannot be handed an app object, so the same
 settings also travel through one environment variable to :func:`app_from_env`.
 """
 
