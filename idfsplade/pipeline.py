@@ -125,16 +125,18 @@ def run_and_score(retriever: Retriever, dataset: BeirDataset, queries: dict[str,
 
 
 def evaluate_dataset(dataset: BeirDataset, split: str, work: Path, specs: list[SparseModelSpec],
-                     bm25: bool = True, bm25_stemmer: str | None = "english", k: int = 100,
+                     bm25: bool = True, bm25_stemmers: tuple[str | None, ...] = (None,), k: int = 100,
                      progress: Progress = no_progress) -> list[ResultRow]:
-    """BM25 and each sparse model on one dataset split; writes runs and returns one row each."""
+    """BM25 (if ``bm25``: one row per stemmer, ``None`` = no stemming) and each sparse model on one
+    dataset split; writes the runs and returns one row each."""
     doc_ids = dataset.doc_ids()
     queries, qrels = dataset.split_queries(split, doc_ids=set(doc_ids))
     rows = []
     if bm25:
         texts = [document_text(d) for d in dataset.iter_corpus()]
-        retriever = BM25Retriever(doc_ids, texts, stemmer=bm25_stemmer)
-        rows.append(run_and_score(retriever, dataset, queries, qrels, work, k, progress)[1])
+        for stemmer in bm25_stemmers:
+            retriever = BM25Retriever(doc_ids, texts, stemmer=stemmer)
+            rows.append(run_and_score(retriever, dataset, queries, qrels, work, k, progress)[1])
     for spec in specs:
         model_work = work / _slug(spec)
         retriever, docs = build_sparse_retriever(spec, dataset, model_work, progress)

@@ -127,7 +127,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
                               ] = ["splade-tiny"],  # noqa: B006 - typer needs a literal default
              idf_source: IdfOpt = "corpus",
              bm25: Annotated[bool, typer.Option(help="Also run BM25 (bm25s).")] = True,
-             stem: Annotated[bool, typer.Option(help="Snowball-stem BM25.")] = True,
+             stem: Annotated[bool, typer.Option(help="Add a BM25 row with a Snowball stemmer.")] = False,
              k: int = 100, batch_size: int = 32, max_length: int = 512,
              top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None,
              work: Annotated[Optional[Path], typer.Option(help="Work folder (cached vectors, index, runs).")] = None,
@@ -143,7 +143,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
     specs = [SparseModelSpec(model=m, idf=idf_source, batch_size=batch_size, max_length=max_length,
                              prune=_prune(top_k, max_ratio, threshold), device=device) for m in model]
     with progress_factory() as make:
-        rows = evaluate_dataset(ds, split, work, specs, bm25=bm25, bm25_stemmer="english" if stem else None,
+        rows = evaluate_dataset(ds, split, work, specs, bm25=bm25, bm25_stemmers=(None, "english") if stem else (None,),
                                 k=k, progress=make)
     out.print(render_table(rows, title=f"{ds.name} ({split})"))
     atomic_write_json(work / "results.json", [r.as_dict() for r in rows])

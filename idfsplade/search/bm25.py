@@ -12,12 +12,13 @@ from idfsplade.search.retriever import Run
 
 
 class BM25Retriever:
-    """bm25s (Lucene's BM25 variant, k1=1.2, b=0.75) with English stop words and, by default, a
-    Snowball stemmer (PyStemmer): SciFact test nDCG@10 0.676 stemmed, 0.657 without."""
+    """bm25s (Lucene's BM25 variant, k1=1.2, b=0.75 as Lucene/Elasticsearch default) with English stop
+    words, optionally a Snowball stemmer (PyStemmer). SciFact test nDCG@10: 0.6625 plain, 0.6791 stemmed
+    (BEIR reports 0.665 for Elasticsearch)."""
 
-    def __init__(self, doc_ids: list[str], texts: list[str], stemmer: str | None = "english",
+    def __init__(self, doc_ids: list[str], texts: list[str], stemmer: str | None = None,
                  k1: float = 1.2, b: float = 0.75) -> None:
-        self.name = "bm25" + ("" if stemmer else "-nostem")
+        self.name = "bm25" + (f"-stem-{stemmer}" if stemmer else "")
         self.doc_ids = np.asarray(doc_ids, dtype=object)
         self._stemmer = None
         if stemmer:
