@@ -37,7 +37,7 @@ def test_evaluate_adi_golden_numbers(adi_eval):
     assert set(rows) == {"bm25", "splade-tiny idf=corpus"}
     bm25, sparse = rows["bm25"], rows["splade-tiny idf=corpus"]
     # Golden values of this pipeline on ADI (82 docs, 35 queries, all judged pairs kept).
-    assert bm25["metrics"]["nDCG@10"] == pytest.approx(0.4832, abs=2e-3)
+    assert bm25["metrics"]["nDCG@10"] == pytest.approx(0.4358, abs=2e-3)
     assert sparse["metrics"]["nDCG@10"] == pytest.approx(0.4587, abs=5e-3)
     assert 100 < sparse["doc_active_dims"] < 250 and 5 < sparse["query_active_dims"] < 30
     assert (adi_eval / "results.md").read_text().startswith("| dataset | retriever | nDCG@10")

@@ -4,8 +4,7 @@ from idfsplade.idf.idf import (
     MISSING_TOKEN_IDF,
     IdfTable,
     compute_document_frequency,
-    compute_idf,
     idf_from_df,
 )
 
-__all__ = ["MISSING_TOKEN_IDF", "IdfTable", "compute_document_frequency", "compute_idf", "idf_from_df"]
+__all__ = ["MISSING_TOKEN_IDF", "IdfTable", "compute_document_frequency", "idf_from_df"]

@@ -129,7 +129,3 @@ class IdfTable:
         weights[special_token_ids(tokenizer)] = 0.0
         return cls(weights, tokenizer)
 
-
-def compute_idf(texts: Iterable[str], tokenizer, **kwargs) -> IdfTable:
-    """Shorthand for :meth:`IdfTable.from_corpus`."""
-    return IdfTable.from_corpus(texts, tokenizer, **kwargs)
