@@ -104,13 +104,14 @@ def index_info(meta: dict) -> dict:
     return {**meta.get("provenance", {}), "idf_file": meta.get("idf_file")}
 
 
-def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
+def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Path, docs_dir: Path | None = None,
                            progress: Progress = no_progress
                            ) -> tuple[InferenceFreeRetriever, sp.csr_matrix]:
     """IDF → encode → index for one dataset; returns the retriever and the document matrix."""
     model, idf_file = load_model(spec, dataset, work, progress)
-    docs, doc_ids = encode_corpus(model, dataset, work / "docs", spec, idf_file, progress)
-    _, _, meta = load_csr(work / "docs")
+    docs_dir = docs_dir or work / "docs"
+    docs, doc_ids = encode_corpus(model, dataset, docs_dir, spec, idf_file, progress)
+    _, _, meta = load_csr(docs_dir)
     index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta))
     index.save(work / "index")
     return InferenceFreeRetriever(QueryEncoder.from_model(model), index, name=Path(spec.model).name), docs
@@ -139,7 +140,9 @@ def evaluate_dataset(dataset: BeirDataset, split: str, work: Path, specs: list[S
             rows.append(run_and_score(retriever, dataset, queries, qrels, work, k, progress)[1])
     for spec in specs:
         model_work = work / _slug(spec)
-        retriever, docs = build_sparse_retriever(spec, dataset, model_work, progress)
+        # Vectors depend on model and pruning, not on the IDF: runs with other IDFs share them.
+        vectors = work / "vectors" / _slug(spec, with_idf=False)
+        retriever, docs = build_sparse_retriever(spec, dataset, model_work, vectors, progress)
         _, row = run_and_score(retriever, dataset, queries, qrels, model_work, k, progress)
         q_matrix = retriever.query_encoder.to_csr(retriever.query_encoder.encode_batch(list(queries.values())))
         stats = sparsity_stats(q_matrix, docs)
@@ -155,7 +158,7 @@ def _idf_label(idf: str) -> str:
     return idf if idf in ("corpus", "model") else Path(idf).parent.name or Path(idf).stem
 
 
-def _slug(spec: SparseModelSpec) -> str:
-    idf = spec.idf if spec.idf in ("corpus", "model") else "idf-" + _idf_label(spec.idf)
+def _slug(spec: SparseModelSpec, with_idf: bool = True) -> str:
+    idf = (spec.idf if spec.idf in ("corpus", "model") else "idf-" + _idf_label(spec.idf)) if with_idf else ""
     prune = "-".join(f"{k}{v}" for k, v in vars(spec.prune).items() if v is not None)
     return "-".join(filter(None, [Path(spec.model).name, idf, prune]))
