@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from sentence_transformers import SparseEncoder
 from tokenizers import Tokenizer
 
+from idfsplade.errors import InputError
 from idfsplade.model.inference_free import query_weights
 
 
@@ -27,9 +28,19 @@ class SparseQuery:
 
 
 class QueryEncoder:
-    """Turn query text into a :class:`SparseQuery` with a tokenizer and a per-token weight array."""
+    """Turn query text into a :class:`SparseQuery` with a tokenizer and a per-token weight array.
 
-    def __init__(self, tokenizer, weights: np.ndarray, max_length: int | None = None) -> None:
+    ``prune_ratio`` (off by default) drops the query's tokens whose weight is below ``prune_ratio ×``
+    its largest weight: OpenSearch's ``max_ratio`` pruning applied to the query. Low-IDF tokens are
+    the frequent ones with the longest postings lists, so pruning them cuts search cost for a small
+    loss in ranking quality (``benchmarks/pruning.py`` measures both).
+    """
+
+    def __init__(self, tokenizer, weights: np.ndarray, max_length: int | None = None,
+                 prune_ratio: float | None = None) -> None:
+        if prune_ratio is not None and not 0.0 <= prune_ratio <= 1.0:
+            raise InputError(f"prune_ratio must be in [0, 1], got {prune_ratio}", field="prune_ratio")
+        self.prune_ratio = prune_ratio
         self.weights = np.asarray(weights, dtype=np.float32)
         # A private copy of the Rust tokenizer, so that setting truncation never touches the caller's.
         self._tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
@@ -43,15 +54,18 @@ class QueryEncoder:
         self.id_to_token = {i: t for t, i in tokenizer.get_vocab().items()}
 
     @classmethod
-    def from_model(cls, model: SparseEncoder) -> QueryEncoder:
+    def from_model(cls, model: SparseEncoder, prune_ratio: float | None = None) -> QueryEncoder:
         weights, tokenizer = query_weights(model)
-        return cls(tokenizer, weights, max_length=model[0].sub_modules["query"][0].max_seq_length)
+        return cls(tokenizer, weights, max_length=model[0].sub_modules["query"][0].max_seq_length,
+                   prune_ratio=prune_ratio)
 
     def encode(self, text: str) -> SparseQuery:
         ids = np.unique(np.asarray(self._tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int32))
         weights = self.weights[ids]
-        nonzero = weights != 0
-        return SparseQuery(ids[nonzero], weights[nonzero])
+        keep = weights != 0
+        if self.prune_ratio and len(weights):
+            keep &= weights >= self.prune_ratio * weights.max()
+        return SparseQuery(ids[keep], weights[keep])
 
     def encode_batch(self, texts: list[str]) -> list[SparseQuery]:
         return [self.encode(t) for t in texts]
