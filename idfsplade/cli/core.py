@@ -89,6 +89,8 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
            idf_path: Annotated[Optional[str], typer.Option("--idf", help="idf.json path or 'model'. "
                                                            "Default: the idf the index was encoded with.")] = None,
            k: int = 10,
+           prune_ratio: Annotated[Optional[float], typer.Option(
+               help="Query-time pruning: drop tokens whose idf < ratio × the query's max idf.")] = None,
            run: Annotated[Optional[Path], typer.Option(help="Write a TREC run here (with --queries).")] = None
            ) -> None:
     """Search an index with no model call: the query is the idf of its tokens."""
@@ -104,7 +106,7 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     model = model or loaded.info.get("model") or "splade-tiny"
     idf_path = idf_path or loaded.info.get("idf_file") or "model"
     encoder = load_sparse_encoder(model, idf=None if idf_path == "model" else idf_path)
-    retriever = InferenceFreeRetriever(QueryEncoder.from_model(encoder), loaded)
+    retriever = InferenceFreeRetriever(QueryEncoder.from_model(encoder, prune_ratio=prune_ratio), loaded)
     if query is not None:
         hits = retriever.search(query, k)
         for rank, (doc, score) in enumerate(zip(hits.ids, hits.scores), 1):
