@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from idfsplade.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -28,3 +32,14 @@ class SparseIndex(Protocol):
 
     def search_batch(self, queries: list[tuple[np.ndarray, np.ndarray]], k: int = 10) -> list[SearchHits]:
         ...
+
+
+def read_index_meta(path: str | Path, expected_format: str, kind: str) -> dict:
+    """``meta.json`` of an index folder, checked to be of ``expected_format`` (one message for every backend)."""
+    meta_path = Path(path) / "meta.json"
+    if not meta_path.exists():
+        raise InputError(f"not {kind} folder (no meta.json)", path=path)
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != expected_format:
+        raise InputError(f"unknown index format {meta.get('format')!r}", path=meta_path, field="format")
+    return meta

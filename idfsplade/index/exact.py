@@ -22,7 +22,6 @@ slower than this on the benchmark's Zipf queries, so numba is not used. Timings 
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,8 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from idfsplade.atomic import atomic_dir, atomic_save_npy, atomic_write_json
-from idfsplade.errors import InputError
-from idfsplade.index.base import SearchHits
+from idfsplade.index.base import SearchHits, read_index_meta
 
 FORMAT = "idfsplade-inverted-index/1"
 
@@ -108,12 +106,7 @@ class InvertedIndex:
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> InvertedIndex:
         path = Path(path)
-        meta_path = path / "meta.json"
-        if not meta_path.exists():
-            raise InputError("not an index folder (no meta.json)", path=path)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            raise InputError(f"unknown index format {meta.get('format')!r}", path=meta_path, field="format")
+        meta = read_index_meta(path, FORMAT, "an index")
         mode = "r" if mmap else None
         return cls(np.load(path / "term_ptr.npy", mmap_mode=mode), np.load(path / "postings_docs.npy", mmap_mode=mode),
                    np.load(path / "postings_weights.npy", mmap_mode=mode), meta["doc_ids"], meta.get("info"))

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.errors import InputError
-from idfsplade.index.base import SearchHits
+from idfsplade.index.base import SearchHits, read_index_meta
 
 FORMAT = "idfsplade-lucene/1"
 MIN_JAVA = 21
@@ -160,12 +160,7 @@ class LuceneBackend:
     def open(cls, path: str | Path, threads: int = 1) -> LuceneBackend:
         """Open an index folder written by :meth:`build`."""
         path = Path(path)
-        meta_path = path / "meta.json"
-        if not meta_path.exists():
-            raise InputError("not a lucene index folder (no meta.json)", path=path)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            raise InputError(f"unknown index format {meta.get('format')!r}", path=meta_path, field="format")
+        meta = read_index_meta(path, FORMAT, "a lucene index")
         require()
         _start_jvm()
         from pyserini.search.lucene import LuceneImpactSearcher

@@ -15,7 +15,6 @@ layout) and queries name component 42 as the string ``"42"``. Vocabularies up to
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import scipy.sparse as sp
 
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.errors import InputError
-from idfsplade.index.base import SearchHits
+from idfsplade.index.base import SearchHits, read_index_meta
 
 FORMAT = "idfsplade-seismic/1"
 _U16_VOCABULARY = 1 << 16
@@ -113,12 +112,7 @@ class SeismicBackend:
         import seismic
 
         path = Path(path)
-        meta_path = path / "meta.json"
-        if not meta_path.exists():
-            raise InputError("not a seismic index folder (no meta.json)", path=path)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            raise InputError(f"unknown index format {meta.get('format')!r}", path=meta_path, field="format")
+        meta = read_index_meta(path, FORMAT, "a seismic index")
         index_class = seismic.SeismicIndexLV if meta["large_vocabulary"] else seismic.SeismicIndex
         index = index_class.load(str(path / "index.index.seismic"))
         return cls(index, meta["n_docs"], meta["vocab_size"], meta["query_cut"], meta["heap_factor"],
