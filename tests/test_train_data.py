@@ -75,7 +75,7 @@ def test_bm25_teacher_matches_bm25s_scores(adi_path):
     teacher = BM25Teacher(texts)
     query = "computer information retrieval systems"
     scores = dot_scores(teacher.encode_queries([query]), teacher.encode_passages(texts))[0]
-    hits = BM25Retriever([d.id for d in docs], texts).search(query, k=5)
+    hits = BM25Retriever([d.id for d in docs], texts, stemmer="english").search(query, k=5)
     by_id = dict(zip([d.id for d in docs], scores))
     np.testing.assert_allclose([by_id[i] for i in hits.ids], hits.scores, rtol=1e-5)
 
@@ -91,7 +91,7 @@ def test_precomputed_targets_equal_on_the_fly(adi_examples, tmp_path):
         np.testing.assert_allclose(t_cached, fly.targets([0, 5, 2], scope), atol=1e-4)
         np.testing.assert_allclose(t_cached, reloaded.targets([0, 5, 2], scope), atol=0)
         assert t_cached.min() >= 0 and t_cached.max() <= 30 + 1e-5
-    meta = json.loads((tmp_path / "dense-model" / "passages" / "meta.json").read_text())
+    meta = json.loads((tmp_path / "dense-all-MiniLM-L6-v2" / "passages" / "meta.json").read_text())
     assert meta["n"] == 82 and not meta["sparse"]
     assert isinstance(reloaded.members[0].passages, CachedVectors)
 

@@ -29,7 +29,7 @@ def sampled_beir_evaluator(dataset: BeirDataset, split: str = "test", n_queries:
     picked = sorted(rng.choice(len(qids), size=min(n_queries, len(qids)), replace=False).tolist())
     sample = {qids[i]: queries[qids[i]] for i in picked}
     relevant = {q: {d for d, rel in qrels[q].items() if rel > 0} for q in sample}
-    run = BM25Retriever(list(corpus), list(corpus.values())).search_many(sample, k=distractors)
+    run = BM25Retriever(list(corpus), list(corpus.values()), stemmer=None).search_many(sample, k=distractors)
     keep = set().union(*relevant.values(), *(set(hits) for hits in run.values()))
     return SparseInformationRetrievalEvaluator(
         queries=sample, corpus={d: corpus[d] for d in sorted(keep)}, relevant_docs=relevant,

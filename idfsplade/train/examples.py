@@ -107,10 +107,10 @@ NegativeMiner = Callable[[list[str], int], list[list[str]]]  # (queries, k) -> r
 
 
 def bm25_miner(pool: dict[str, str]) -> NegativeMiner:
-    """Rank the pool with BM25 (:class:`~idfsplade.search.BM25Retriever`, stemmed)."""
+    """Rank the pool with BM25 (:class:`~idfsplade.search.BM25Retriever`, Snowball-stemmed)."""
     from idfsplade.search import BM25Retriever
 
-    retriever = BM25Retriever(list(pool), list(pool.values()))
+    retriever = BM25Retriever(list(pool), list(pool.values()), stemmer="english")
 
     def mine(queries: list[str], k: int) -> list[list[str]]:
         run = retriever.search_many({str(i): q for i, q in enumerate(queries)}, k=k)

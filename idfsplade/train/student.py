@@ -9,7 +9,6 @@ student is trained and saved with the same query route, so what it learned is wh
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sentence_transformers import SparseEncoder
 
 from idfsplade.idf import IdfTable

@@ -13,6 +13,7 @@ pair; it is not offered.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,7 +106,10 @@ class BM25Teacher:
                  k1: float = 1.2, b: float = 0.75) -> None:
         import bm25s
 
-        self.name = "bm25"
+        # Term statistics (and the query vocabulary) are the pool's: the name, which keys the
+        # vector cache, carries a fingerprint of the pool so that a different pool never reuses it.
+        digest = hashlib.sha1("\x00".join(pool_texts).encode("utf-8")).hexdigest()[:10]
+        self.name = f"bm25:{len(pool_texts)}-{digest}"
         self._stemmer = None
         if stemmer:
             import Stemmer

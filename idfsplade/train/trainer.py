@@ -4,7 +4,7 @@ Everything heavy is sentence-transformers' ``SparseEncoderTrainer`` (HF ``Traine
 optimiser, schedule, gradient accumulation, bf16, checkpoints with optimiser/scheduler/RNG state,
 resume (``get_last_checkpoint``: the same command continues a killed run, the data order replayed
 by seed and the consumed batches skipped), logging, and multi-GPU through accelerate
-(``accelerate launch -m idfsplade.cli train CONFIG`` or ``torchrun``). This module only assembles
+(``accelerate launch "$(which idfsplade)" train CONFIG`` or ``torchrun``). This module only assembles
 the parts: IDF, examples, teachers, student, loss.
 
 The run folder holds ``checkpoints/`` (HF), ``samples.jsonl`` (the example ids of every step, for
@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments
 from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import SpladeRegularizerWeightSchedulerCallback
 from transformers import AutoTokenizer, set_seed
@@ -119,10 +120,12 @@ def train(config: RunConfig) -> Path:
     work = Path(config.output_dir)
     work.mkdir(parents=True, exist_ok=True)
     atomic_write_json(work / "config.json", config.to_dict())
-    idf = load_idf(config, work)
-    examples = load_examples(config)
-    scorer = EnsembleScorer.build(examples, build_teachers(config, examples), config.teachers.scale,
-                                  Path(config.teachers.cache_dir) if config.teachers.precompute else None)
+    # Multi-GPU: rank 0 builds the caches (IDF, examples, teacher vectors), the others then read them.
+    with PartialState().main_process_first():
+        idf = load_idf(config, work)
+        examples = load_examples(config)
+        scorer = EnsembleScorer.build(examples, build_teachers(config, examples), config.teachers.scale,
+                                      Path(config.teachers.cache_dir) if config.teachers.precompute else None)
     set_seed(config.seed)  # teacher loading must not shift the student's initial RNG state
     student = build_student(config.student.model, idf, config.student.query_weighting,
                             config.student.max_seq_length)
@@ -143,8 +146,11 @@ def train(config: RunConfig) -> Path:
     trainer.train(resume_from_checkpoint=resume)
     if evaluator is not None:
         trainer.log(evaluator(student))
-    atomic_write_json(work / "log_history.json", trainer.state.log_history)
-    return save_student(student, config, work / "model")
+    if trainer.is_world_process_zero():
+        atomic_write_json(work / "log_history.json", trainer.state.log_history)
+        save_student(student, config, work / "model")
+    trainer.accelerator.wait_for_everyone()
+    return work / "model"
 
 
 def to_dataset(examples: ExampleSet):

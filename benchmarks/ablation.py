@@ -1,0 +1,117 @@
+"""Ablation of the training recipe on SciFact: IDF-aware vs plain FLOPS, and the teachers.
+
+Each variant is the base config plus overrides, trained with the same seed and step budget, then
+evaluated on the full test split (nDCG@10, doc active dims, FLOPS). Finished variants are skipped
+on rerun (their ``result.json`` is kept), so a killed ablation resumes. The table goes to
+``docs/ablation.md`` (between the ``<!-- table -->`` markers) and ``<out>/ablation.json``.
+
+    .venv/bin/python benchmarks/ablation.py --config configs/scifact-splade-tiny.yaml \
+        --set training.max_steps=150 --variant idf-l1e-4 --variant binary-l1e-4 ...
+
+Variants (``--variant NAME``, repeatable; default: all):
+
+- ``binary-l<λ>`` — plain SPLADE-doc: binary query BoW, FLOPS λ;
+- ``idf-l<λ>`` — IDF-aware: query BoW ⊙ idf, FLOPS λ;
+- ``teacher-dense`` / ``teacher-bm25`` / ``teacher-sparse`` / ``teacher-ensemble`` — one teacher or
+  the base config's ensemble, at the base config's λ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+import yaml
+
+from idfsplade.atomic import atomic_write_json, atomic_write_text
+from idfsplade.data import BeirDataset
+from idfsplade.train import load_config, train
+from idfsplade.train.experiment import evaluate_baselines, evaluate_student
+
+DEFAULT_VARIANTS = ["binary-l1e-4", "idf-l1e-4", "teacher-dense", "teacher-bm25", "teacher-ensemble"]
+
+
+def overrides_for(name: str) -> dict:
+    """Config overrides of a variant name."""
+    if match := re.fullmatch(r"(binary|idf)-l([0-9.e+-]+)", name):
+        return {"student.query_weighting": match[1], "loss.flops_weight": float(match[2])}
+    if name == "teacher-ensemble":
+        return {}
+    if match := re.fullmatch(r"teacher-(dense|bm25|sparse)", name):
+        return {"teachers.members": [{"kind": match[1]}]}
+    raise SystemExit(f"unknown variant {name!r}")
+
+
+def run_variant(config_path: Path, name: str, base: dict, out: Path, split: str) -> dict:
+    folder = out / name
+    result_path = folder / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    overrides = {**base, **overrides_for(name), "output_dir": str(folder)}
+    config = load_config(config_path, overrides)
+    start = time.time()
+    model_dir = train(config)
+    train_s = time.time() - start
+    row = evaluate_student(model_dir, BeirDataset(config.data.dataset), split, folder / "eval", name)
+    result = {"variant": name, "overrides": {k: v for k, v in overrides.items() if k != "output_dir"},
+              "nDCG@10": row.metrics["nDCG@10"], "Recall@100": row.metrics["Recall@100"],
+              "doc_active_dims": row.doc_active_dims, "query_active_dims": row.query_active_dims,
+              "flops": row.flops, "train_seconds": round(train_s)}
+    atomic_write_json(result_path, result)
+    return result
+
+
+def render(results: list[dict], baseline: list) -> str:
+    lines = ["| variant | nDCG@10 | Recall@100 | q dims | d dims | FLOPS | train s |", "|---|---|---|---|---|---|---|"]
+    for r in baseline:
+        lines.append(f"| {r.retriever} | {r.metrics['nDCG@10']:.4f} | {r.metrics['Recall@100']:.4f} | "
+                     + (f"{r.query_active_dims:.1f} | {r.doc_active_dims:.1f} | {r.flops:.3f} | — |"
+                        if r.flops is not None else "— | — | — | — |"))
+    for r in results:
+        lines.append(f"| {r['variant']} | {r['nDCG@10']:.4f} | {r['Recall@100']:.4f} | {r['query_active_dims']:.1f} "
+                     f"| {r['doc_active_dims']:.1f} | {r['flops']:.3f} | {r['train_seconds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(doc: Path, table: str) -> None:
+    text = doc.read_text(encoding="utf-8") if doc.exists() else "<!-- table -->\n<!-- /table -->\n"
+    new = re.sub(r"<!-- table -->.*<!-- /table -->", lambda _: f"<!-- table -->\n{table}<!-- /table -->", text,
+                 flags=re.S)
+    atomic_write_text(doc, new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/scifact-splade-tiny.yaml"))
+    parser.add_argument("--variant", action="append", help="variant name (repeatable); default: all")
+    parser.add_argument("--set", action="append", default=[], help="base override key=value for every variant")
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--doc", type=Path, default=Path("docs/ablation.md"))
+    parser.add_argument("--no-table", action="store_true",
+                        help="only train/evaluate the variants (parallel invocations); a last call writes the table")
+    args = parser.parse_args()
+    base = {}
+    for pair in args.set:
+        key, _, value = pair.partition("=")
+        base[key] = yaml.safe_load(value)
+    for name in args.variant or DEFAULT_VARIANTS:
+        run_variant(args.config, name, base, args.out, args.split)
+    if args.no_table:
+        return
+    # every finished variant of this folder, also those of earlier invocations
+    results = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/result.json"))]
+    config = load_config(args.config, base)
+    baseline = evaluate_baselines(BeirDataset(config.data.dataset), args.split, config.student.model,
+                                  Path("runs/cache/eval") / Path(config.data.dataset).name)
+    atomic_write_json(args.out / "ablation.json", results)
+    table = render(results, baseline)
+    write_table(args.doc, table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
