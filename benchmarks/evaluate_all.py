@@ -10,7 +10,6 @@ with the IDF of that one corpus (e.g. SciFact's) on every other collection.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
