@@ -9,13 +9,14 @@ Sections (each a list of rows in one table and one JSON file):
 2. ``backends``: the same data through the other backends of ``idfsplade.index.registry`` (Seismic,
    Milvus, Lucene; those whose extra is installed), with their recall of the exact top-k.
 3. ``scifact`` (``--scifact``): end-to-end on real SciFact test queries: inference-free (tokenize +
-   IDF, then search), BM25 (bm25s) and the siamese path (the query through SPLADE-tiny's MLM), with
-   ratios to BM25 from the same run.
+   IDF, then search) on the exact index and on each other available backend, BM25 (bm25s, and
+   Lucene through Pyserini when it and Java 21 are installed) and the siamese path (the query through
+   SPLADE-tiny's MLM), with ratios to BM25 (bm25s) from the same run.
 4. ``synthetic-1m`` (``--synthetic-1m``): 1M documents drawn from the real encoded SciFact statistics
    (non-zeros per document, term frequencies, per-term weights), queried with SciFact's test queries.
 
 Usage: ``python benchmarks/search_latency.py [--no-synthetic] [--backends NAMES] [--scifact]
-[--synthetic-1m] [--out FILE]``.
+[--no-lucene-bm25] [--synthetic-1m] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -315,6 +316,64 @@ def load_scifact(args: argparse.Namespace):
     return docs, doc_ids, model, dataset, list(queries.values())
 
 
+class LuceneBM25:
+    """BM25 on a Lucene index of the corpus text, searched with Pyserini's ``LuceneSearcher`` (its
+    defaults: Porter stemming, English stop words, k1 = 0.9, b = 0.4).
+
+    Indexing runs Anserini's ``IndexCollection`` (``JsonCollection``) from Pyserini's fat jar in a
+    ``java`` subprocess, and search starts the JVM first, both as ``idfsplade.index.lucene`` does.
+    """
+
+    def __init__(self, docs, folder: Path) -> None:
+        import json
+        import subprocess
+
+        from idfsplade.data import document_text
+        from idfsplade.index import lucene
+
+        lucene.require()
+        collection = folder / "collection"
+        collection.mkdir(parents=True)
+        with (collection / "docs.jsonl").open("w", encoding="utf-8") as out:
+            for doc in docs:
+                out.write(json.dumps({"id": doc.id, "contents": document_text(doc)}, ensure_ascii=False) + "\n")
+        command = [str(lucene.java_home() / "bin" / "java"), "-cp", str(lucene.anserini_jar()),
+                   "io.anserini.index.IndexCollection", "-collection", "JsonCollection",
+                   "-input", str(collection), "-index", str(folder / "lucene"),
+                   "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
+            raise RuntimeError(f"Anserini indexing failed (exit {done.returncode}):\n{tail}")
+        lucene._start_jvm()  # Java 21 + the Anserini jar, before Pyserini sets up its own JVM
+        from pyserini.search.lucene import LuceneSearcher
+
+        self.searcher = LuceneSearcher(str(folder / "lucene"))
+
+    def search(self, query: str, k: int = 10):
+        return self.searcher.search(query, k=k)
+
+
+def scifact_backends(docs: sp.csr_matrix, doc_ids: list[str], args: argparse.Namespace, folder: Path
+                     ) -> tuple[dict, dict]:
+    """The registry backends other than exact (``--backends``; all available by default) built on the
+    SciFact vectors, and their build seconds; a backend that cannot start is skipped."""
+    from idfsplade.index.registry import available_backends, build_backend
+
+    names = [n for n in (args.backends.split(",") if args.backends else
+                         [] if args.backends == "" else available_backends()) if n and n != "exact"]
+    indexes, build_s = {}, {}
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            indexes[name] = build_backend(name, docs, doc_ids, folder / name)
+        except Exception as exc:  # noqa: BLE001 - a backend that cannot start is reported, not fatal
+            print(f"scifact: backend {name} skipped ({exc})", file=sys.stderr)
+            continue
+        build_s[name] = time.perf_counter() - t0
+    return indexes, build_s
+
+
 def section_scifact(args: argparse.Namespace) -> list[Row]:
     import torch
 
@@ -340,9 +399,30 @@ def section_scifact(args: argparse.Namespace) -> list[Row]:
     fns = {"bm25 (bm25s)": lambda q: bm25.search(texts[q], args.k),
            "inference-free (idf query)": inference_free,
            "siamese (MLM query encoder)": siamese_search}
-    lat = time_interleaved(fns, len(texts), args.repeats_e2e)
+    with tempfile.TemporaryDirectory(prefix="idfsplade-bench-") as tmp:
+        backends, build_s = scifact_backends(docs, doc_ids, args, Path(tmp))
+        for name, backend in backends.items():
+            def backend_search(q: int, backend=backend):
+                sq = query_encoder.encode(texts[q])
+                return backend.search(sq.ids, sq.weights, args.k)
+
+            fns[f"inference-free + {name}"] = backend_search
+            build_s[f"inference-free + {name}"] = build_s.pop(name)
+        if args.lucene_bm25:
+            t0 = time.perf_counter()
+            try:
+                lucene_bm25 = LuceneBM25(dataset.iter_corpus(), Path(tmp) / "lucene-bm25")
+            except Exception as exc:  # noqa: BLE001 - no Pyserini or Java 21: the row is left out
+                print(f"scifact: bm25 (lucene) skipped ({exc})", file=sys.stderr)
+            else:
+                build_s["bm25 (lucene)"] = time.perf_counter() - t0
+                fns["bm25 (lucene)"] = lambda q: lucene_bm25.search(texts[q], args.k)
+        lat = time_interleaved(fns, len(texts), args.repeats_e2e)
     extra = {"n_docs": len(doc_ids), "nnz_per_doc": docs.nnz / len(doc_ids), "n_queries": len(texts)}
     rows = summarise("scifact-e2e", lat, "bm25 (bm25s)", extra)
+    for row in rows:
+        if row.name in build_s:
+            row.extra["build_s"] = build_s[row.name]
     encoded = [(q.ids, q.weights) for q in query_encoder.encode_batch(texts) if len(q.ids)]
     rows += index_vs_baseline("scifact-index", docs, encoded, args.k, args.repeats, extra)
     enc = {"query encode only: idf": lambda q: query_encoder.encode(texts[q]),
@@ -403,6 +483,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="CSR store from `idfsplade encode datasets/scifact --out ...` (IDF next to it)")
     parser.add_argument("--dataset", type=Path, default=REPO / "datasets" / "scifact", help="SciFact BEIR folder")
     parser.add_argument("--repeats-e2e", type=int, default=3)
+    parser.add_argument("--lucene-bm25", action=argparse.BooleanOptionalAction, default=True,
+                        help="in --scifact, also BM25 on a Lucene index through Pyserini (if installed)")
     args = parser.parse_args(argv)
     rows: list[Row] = []
     if args.synthetic:
