@@ -34,7 +34,9 @@ def document_text(doc: Document) -> str:
     return f"{doc.title} {doc.text}" if doc.title else doc.text
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def iter_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line; a malformed line or a missing ``required``
+    field is an :class:`InputError` naming the file, line and field."""
     if not path.exists():
         raise InputError("file not found", path=path)
     with path.open(encoding="utf-8") as f:
@@ -47,6 +49,9 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 raise InputError(f"malformed JSON ({exc.msg})", path=path, line=lineno) from None
             if not isinstance(record, dict):
                 raise InputError("expected a JSON object", path=path, line=lineno)
+            for name in required:
+                if name not in record:
+                    raise InputError("missing field", path=path, line=lineno, field=name)
             yield lineno, record
 
 
@@ -71,7 +76,7 @@ def iter_corpus(path: str | Path) -> Iterator[Document]:
     """Stream documents from a ``corpus.jsonl``; ``_id`` and ``text`` are required, ``title`` optional."""
     path = Path(path)
     seen: set[str] = set()
-    for lineno, record in _iter_jsonl(path):
+    for lineno, record in iter_jsonl(path):
         doc_id = _string_field(record, "_id", path, lineno)
         if doc_id in seen:
             raise InputError(f"duplicate document id {doc_id!r}", path=path, line=lineno, field="_id")
@@ -84,7 +89,7 @@ def iter_queries(path: str | Path) -> Iterator[Query]:
     """Stream queries from a ``queries.jsonl``; ``_id`` and ``text`` are required."""
     path = Path(path)
     seen: set[str] = set()
-    for lineno, record in _iter_jsonl(path):
+    for lineno, record in iter_jsonl(path):
         query_id = _string_field(record, "_id", path, lineno)
         if query_id in seen:
             raise InputError(f"duplicate query id {query_id!r}", path=path, line=lineno, field="_id")

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from idfsplade.atomic import atomic_write_json
-from idfsplade.data import BeirDataset, document_text
+from idfsplade.data import BeirDataset, document_text, iter_jsonl
 from idfsplade.errors import InputError
 
 
@@ -53,32 +53,15 @@ class ExampleSet:
 
     @classmethod
     def load(cls, folder: Path) -> ExampleSet:
-        passages = {r["id"]: r["text"] for r in _read_jsonl(folder / "passages.jsonl", ("id", "text"))}
+        passages = {r["id"]: r["text"] for _, r in iter_jsonl(folder / "passages.jsonl", ("id", "text"))}
         examples = []
-        for lineno, r in enumerate(_read_jsonl(folder / "examples.jsonl", ("qid", "query", "candidates")), 1):
+        for lineno, r in iter_jsonl(folder / "examples.jsonl", ("qid", "query", "candidates")):
             unknown = [c for c in r["candidates"] if c not in passages]
             if unknown or len(r["candidates"]) < 2:
                 raise InputError(f"candidates must be >= 2 known passage ids (unknown: {unknown[:3]})",
                                  path=folder / "examples.jsonl", line=lineno, field="candidates")
             examples.append(Example(str(r["qid"]), r["query"], [str(c) for c in r["candidates"]]))
         return cls(examples, passages)
-
-
-def _read_jsonl(path: Path, fields: tuple[str, ...]) -> Iterable[dict]:
-    if not path.exists():
-        raise InputError("file not found", path=path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON ({exc.msg})", path=path, line=lineno) from None
-            for name in fields:
-                if name not in record:
-                    raise InputError("missing field", path=path, line=lineno, field=name)
-            yield record
 
 
 class _ChunkWriter:
