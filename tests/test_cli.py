@@ -75,6 +75,8 @@ def _trec(runs_dir):
     (["search", "/no/such/index"], "give exactly one of --query or --queries"),
     (["index", "/no/such/docs", "--out", "/tmp/x"], "/no/such/docs: not a sparse-matrix folder"),
     (["encode", "datasets/adi", "--out", "/tmp/never", "--top-k", "0"], "field 'top_k': top_k must be >= 1"),
+    (["evaluate", "datasets/adi", "--no-bm25", "--idf", "/no/such/idf.json", "--work", "/tmp/never-eval"],
+     "/no/such/idf.json: file not found"),
 ])
 def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, args, message):
     code, _, err = run_cli(monkeypatch, capsys, *args)

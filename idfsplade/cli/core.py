@@ -12,7 +12,7 @@ from idfsplade.cli.app import app, console, out, progress_factory
 from idfsplade.errors import InputError
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Doc model: alias (splade-tiny), hub id or folder.")]
-IdfOpt = Annotated[str, typer.Option(help="'corpus' (compute on this corpus), 'model' (the model's own), "
+IdfOpt = Annotated[str, typer.Option("--idf", help="'corpus' (compute on this corpus), 'model' (the model's own), "
                                           "or a path to an idf.json.")]
 
 
