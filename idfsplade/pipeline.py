@@ -130,11 +130,12 @@ def evaluate_dataset(dataset: BeirDataset, split: str, work: Path, specs: list[S
                      progress: Progress = no_progress) -> list[ResultRow]:
     """BM25 (if ``bm25``: one row per stemmer, ``None`` = no stemming) and each sparse model on one
     dataset split; writes the runs and returns one row each."""
-    doc_ids = dataset.doc_ids()
+    docs = list(dataset.iter_corpus())  # parsed once: ids for the qrels check, texts for BM25
+    doc_ids = [d.id for d in docs]
     queries, qrels = dataset.split_queries(split, doc_ids=set(doc_ids))
     rows = []
     if bm25:
-        texts = [document_text(d) for d in dataset.iter_corpus()]
+        texts = [document_text(d) for d in docs]
         for stemmer in bm25_stemmers:
             retriever = BM25Retriever(doc_ids, texts, stemmer=stemmer)
             rows.append(run_and_score(retriever, dataset, queries, qrels, work, k, progress)[1])

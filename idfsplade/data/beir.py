@@ -149,9 +149,6 @@ class BeirDataset:
     def qrels_path(self, split: str) -> Path:
         return self.path / "qrels" / f"{split}.tsv"
 
-    def splits(self) -> list[str]:
-        return sorted(p.stem for p in (self.path / "qrels").glob("*.tsv"))
-
     def iter_corpus(self) -> Iterator[Document]:
         return iter_corpus(self.corpus_path)
 
