@@ -12,13 +12,19 @@ Variants (``--variant NAME``, repeatable; default: all):
 
 - ``binary-l<λ>`` — plain SPLADE-doc: binary query BoW, FLOPS λ;
 - ``idf-l<λ>`` — IDF-aware: query BoW ⊙ idf, FLOPS λ;
-- ``teacher-dense`` / ``teacher-bm25`` / ``teacher-sparse`` / ``teacher-ensemble`` — one teacher or
-  the base config's ensemble, at the base config's λ.
+- ``teacher-<kinds>`` — the teachers joined by ``+`` (``teacher-dense``, ``teacher-sparse``,
+  ``teacher-dense+sparse``: the paper's heterogeneous ensemble, ``teacher-dense+bm25``), equal weights,
+  default models (all-MiniLM-L6-v2, SPLADE-tiny), at the base config's λ and query weighting;
+- ``teacher-ensemble`` — the base config's own teachers.
+
+A variant whose effective config equals a finished one's (e.g. ``teacher-ensemble`` and
+``idf-l<base λ>``) is not trained again: its row says which run it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import time
@@ -31,7 +37,8 @@ from idfsplade.data import BeirDataset
 from idfsplade.train import load_config, train
 from idfsplade.train.experiment import evaluate_baselines, evaluate_student
 
-DEFAULT_VARIANTS = ["binary-l1e-4", "idf-l1e-4", "teacher-dense", "teacher-bm25", "teacher-ensemble"]
+DEFAULT_VARIANTS = ["binary-l1e-4", "idf-l1e-4", "teacher-dense", "teacher-sparse", "teacher-dense+sparse",
+                    "teacher-ensemble"]
 
 
 def overrides_for(name: str) -> dict:
@@ -40,24 +47,44 @@ def overrides_for(name: str) -> dict:
         return {"student.query_weighting": match[1], "loss.flops_weight": float(match[2])}
     if name == "teacher-ensemble":
         return {}
-    if match := re.fullmatch(r"teacher-(dense|bm25|sparse)", name):
-        return {"teachers.members": [{"kind": match[1]}]}
+    if match := re.fullmatch(r"teacher-((dense|bm25|sparse)(\+(dense|bm25|sparse))*)", name):
+        return {"teachers.members": [{"kind": kind} for kind in match[1].split("+")]}
     raise SystemExit(f"unknown variant {name!r}")
 
 
+def effective_overrides(name: str, base: dict) -> dict:
+    """The overrides that define a variant's training run (the base's, then the variant's)."""
+    return {**base, **overrides_for(name)}
+
+
 def run_variant(config_path: Path, name: str, base: dict, out: Path, split: str) -> dict:
+    """Train and evaluate one variant, or reuse a finished run with the same effective config.
+
+    ``teacher-ensemble`` at λ is the same run as ``idf-l<λ>`` when the base config's teachers are the
+    ensemble: it is trained once and reported under both names.
+    """
     folder = out / name
     result_path = folder / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    overrides = {**base, **overrides_for(name), "output_dir": str(folder)}
+    overrides = effective_overrides(name, base)
     config = load_config(config_path, overrides)
+    for other in sorted(out.glob("*/result.json")):
+        done = json.loads(other.read_text())
+        if load_config(config_path, done["overrides"]) == config:
+            result = {**done, "variant": name, "same_run_as": done.get("same_run_as", done["variant"])}
+            atomic_write_json(result_path, result)
+            return result
+    config = dataclasses.replace(config, output_dir=str(folder))
     start = time.time()
     model_dir = train(config)
     train_s = time.time() - start
     row = evaluate_student(model_dir, BeirDataset(config.data.dataset), split, folder / "eval", name)
-    result = {"variant": name, "overrides": {k: v for k, v in overrides.items() if k != "output_dir"},
+    result = {"variant": name, "overrides": overrides,
+              "query_weighting": config.student.query_weighting, "flops_weight": config.loss.flops_weight,
+              "teachers": "+".join(m.kind for m in config.teachers.members),
               "nDCG@10": row.metrics["nDCG@10"], "Recall@100": row.metrics["Recall@100"],
+              "MRR@10": row.metrics["MRR@10"],
               "doc_active_dims": row.doc_active_dims, "query_active_dims": row.query_active_dims,
               "flops": row.flops, "train_seconds": round(train_s)}
     atomic_write_json(result_path, result)
@@ -65,14 +92,20 @@ def run_variant(config_path: Path, name: str, base: dict, out: Path, split: str)
 
 
 def render(results: list[dict], baseline: list) -> str:
-    lines = ["| variant | nDCG@10 | Recall@100 | q dims | d dims | FLOPS | train s |", "|---|---|---|---|---|---|---|"]
+    """Markdown table: the untrained model and BM25 first, then every variant."""
+    lines = ["| variant | query | λ | teachers | nDCG@10 | Recall@100 | MRR@10 | q dims | d dims | FLOPS | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in baseline:
-        lines.append(f"| {r.retriever} | {r.metrics['nDCG@10']:.4f} | {r.metrics['Recall@100']:.4f} | "
-                     + (f"{r.query_active_dims:.1f} | {r.doc_active_dims:.1f} | {r.flops:.3f} | — |"
-                        if r.flops is not None else "— | — | — | — |"))
+        dims = (f"{r.query_active_dims:.1f} | {r.doc_active_dims:.1f} | {r.flops:.3f}" if r.flops is not None
+                else "— | — | —")
+        lines.append(f"| {r.retriever} | — | — | — | {r.metrics['nDCG@10']:.4f} | {r.metrics['Recall@100']:.4f} | "
+                     f"{r.metrics['MRR@10']:.4f} | {dims} | — |")
     for r in results:
-        lines.append(f"| {r['variant']} | {r['nDCG@10']:.4f} | {r['Recall@100']:.4f} | {r['query_active_dims']:.1f} "
-                     f"| {r['doc_active_dims']:.1f} | {r['flops']:.3f} | {r['train_seconds']} |")
+        same = f" (= {r['same_run_as']})" if "same_run_as" in r else ""
+        lines.append(f"| `{r['variant']}`{same} | {r['query_weighting']} | {r['flops_weight']:g} | {r['teachers']} "
+                     f"| {r['nDCG@10']:.4f} | {r['Recall@100']:.4f} | {r['MRR@10']:.4f} "
+                     f"| {r['query_active_dims']:.1f} | {r['doc_active_dims']:.1f} | {r['flops']:.3f} "
+                     f"| {r['train_seconds']} |")
     return "\n".join(lines) + "\n"
 
 

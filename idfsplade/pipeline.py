@@ -43,6 +43,16 @@ class SparseModelSpec:
     max_length: int = 512
     prune: PruneConfig = PruneConfig()
     device: str | None = None
+    name: str | None = None  # the row label and work-folder name; default: see ``label``
+
+    @property
+    def label(self) -> str:
+        """``name``, else the model's last path part — or, for a trained run's ``<run>/model`` folder,
+        the run's name, so that two runs' models neither share a label nor a cache folder."""
+        if self.name:
+            return self.name
+        path = Path(self.model)
+        return path.parent.name if path.name == "model" and path.parent.name else path.name
 
 
 def corpus_idf(dataset: BeirDataset, tokenizer, out: Path, progress: Progress = no_progress) -> IdfTable:
@@ -114,7 +124,7 @@ def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Pa
     _, _, meta = load_csr(docs_dir)
     index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta))
     index.save(work / "index")
-    return InferenceFreeRetriever(QueryEncoder.from_model(model), index, name=Path(spec.model).name), docs
+    return InferenceFreeRetriever(QueryEncoder.from_model(model), index, name=spec.label), docs
 
 
 def run_and_score(retriever: Retriever, dataset: BeirDataset, queries: dict[str, str],
@@ -162,4 +172,4 @@ def _idf_label(idf: str) -> str:
 def _slug(spec: SparseModelSpec, with_idf: bool = True) -> str:
     idf = (spec.idf if spec.idf in ("corpus", "model") else "idf-" + _idf_label(spec.idf)) if with_idf else ""
     prune = "-".join(f"{k}{v}" for k, v in vars(spec.prune).items() if v is not None)
-    return "-".join(filter(None, [Path(spec.model).name, idf, prune]))
+    return "-".join(filter(None, [spec.label, idf, prune]))

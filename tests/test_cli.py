@@ -77,6 +77,7 @@ def _trec(runs_dir):
     (["encode", "datasets/adi", "--out", "/tmp/never", "--top-k", "0"], "field 'top_k': top_k must be >= 1"),
     (["evaluate", "datasets/adi", "--no-bm25", "--idf", "/no/such/idf.json", "--work", "/tmp/never-eval"],
      "/no/such/idf.json: file not found"),
+    (["evaluate", "datasets/adi", "-m", "a", "-m", "b", "--name", "only-one"], "1 --name for 2 --model"),
 ])
 def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, args, message):
     code, _, err = run_cli(monkeypatch, capsys, *args)
@@ -94,3 +95,13 @@ def test_malformed_corpus_line_is_reported(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "evaluate", str(tmp_path), "--work", str(tmp_path / "w"))
     assert code == 2
     assert f"{tmp_path / 'corpus.jsonl'}, line 2, field 'text': missing field" in err
+
+
+def test_model_labels_keep_trained_runs_apart():
+    from idfsplade.pipeline import SparseModelSpec, _slug
+
+    assert SparseModelSpec(model="splade-tiny").label == "splade-tiny"
+    assert SparseModelSpec(model="runs/train/try-t3/model").label == "try-t3"
+    assert SparseModelSpec(model="runs/a/model", name="student").label == "student"
+    # two runs' <run>/model folders get different cache folders (they used to share "model-model")
+    assert _slug(SparseModelSpec(model="runs/a/model")) != _slug(SparseModelSpec(model="runs/b/model"))

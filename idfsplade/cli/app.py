@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Callable, Iterator
 
@@ -26,3 +27,14 @@ def progress_factory() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
             return lambda n: progress.advance(task, n)
 
         yield make
+
+
+def enable_stage_logging() -> None:
+    """Print the library's ``idfsplade`` INFO messages (stages of long jobs, with their durations) to stderr."""
+    logger = logging.getLogger("idfsplade")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # libraries that call logging.basicConfig would print every line twice

@@ -127,6 +127,9 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
              split: str = "test",
              model: Annotated[list[str], typer.Option("--model", "-m", help="Sparse doc model(s); repeatable.")
                               ] = ["splade-tiny"],  # noqa: B006 - typer needs a literal default
+             name: Annotated[Optional[list[str]], typer.Option(
+                 help="Row label of each --model, in order (default: the model's folder name; a trained "
+                      "run's <run>/model folder is labelled <run>).")] = None,
              idf_source: IdfOpt = "corpus",
              bm25: Annotated[bool, typer.Option(help="Also run BM25 (bm25s).")] = True,
              stem: Annotated[bool, typer.Option(help="Add a BM25 row with a Snowball stemmer.")] = False,
@@ -140,10 +143,13 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
     from idfsplade.evaluate import render_markdown, render_table
     from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
 
+    if name and len(name) != len(model):
+        raise InputError(f"{len(name)} --name for {len(model)} --model: give one label per model", field="--name")
     ds = BeirDataset(dataset)
     work = work or Path("runs") / ds.name
     specs = [SparseModelSpec(model=m, idf=idf_source, batch_size=batch_size, max_length=max_length,
-                             prune=_prune(top_k, max_ratio, threshold), device=device) for m in model]
+                             prune=_prune(top_k, max_ratio, threshold), device=device, name=label)
+             for m, label in zip(model, name or [None] * len(model))]
     with progress_factory() as make:
         rows = evaluate_dataset(ds, split, work, specs, bm25=bm25, bm25_stemmers=(None, "english") if stem else (None,),
                                 k=k, progress=make)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 import yaml
 
-from idfsplade.cli.app import app, console, out
+from idfsplade.cli.app import app, console, enable_stage_logging, out
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML run config (see configs/).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set loss.flops_weight=0")]
@@ -33,6 +33,7 @@ def train(config: ConfigArg, set_: SetOpt = None) -> None:
     from idfsplade.train import load_config
     from idfsplade.train import train as run_training  # the command is named train too
 
+    enable_stage_logging()
     model_dir = run_training(load_config(config, _overrides(set_)))
     console.print(f"model in {model_dir}/ (load with idfsplade.model.load_sparse_encoder)")
 
@@ -47,6 +48,7 @@ def experiment(config: ConfigArg, set_: SetOpt = None, split: str = "test",
     from idfsplade.train.experiment import run_experiment
 
     cfg = load_config(config, _overrides(set_))
+    enable_stage_logging()
     rows = run_experiment(cfg, split=split, teachers=teachers)
     out.print(render_table(rows, title=f"{Path(cfg.data.dataset).name} ({split})"))
-    console.print(f"report in {cfg.output_dir}/report/ (results.md, results.json, ndcg_vs_flops.png)")
+    console.print(f"report in {cfg.output_dir}/report/ (results.md, results.json, timings.json, ndcg_vs_flops.png)")

@@ -59,7 +59,7 @@ class DocumentEncoder:
         logits = logits.float()
         special_ids = self.special_ids.to(logits.device)
         if self.pooling.pooling_strategy == "max":
-            weights = splade_max_pool(logits, batch["attention_mask"], special_ids)
+            weights = splade_max_pool(logits, batch["attention_mask"], special_ids, inplace=True)
         else:  # sum pooling cannot be reordered: transform every position, then sum
             mask = batch["attention_mask"].unsqueeze(-1)
             weights = (torch.log1p(torch.relu(logits)) * mask).sum(dim=1).index_fill(1, special_ids, 0.0)

@@ -2,7 +2,7 @@
 
 One call of :func:`run_experiment` does IDF → training data → teacher vectors → training (resumable)
 → index → evaluation on the full split, and writes a report folder: ``results.md`` / ``results.json``
-(nDCG@10, Recall@100, MRR@10, active dims, FLOPS) and ``ndcg_vs_flops.png``.
+(nDCG@10, Recall@100, MRR@10, active dims, FLOPS), ``timings.json`` and ``ndcg_vs_flops.png``.
 
 Teachers are evaluated from the vectors cached for training (the pool is the whole corpus), so
 they cost one query encoding each. The untrained inference-free baseline and BM25 are cached in a
@@ -23,6 +23,7 @@ from idfsplade.search.retriever import Run
 from idfsplade.train.config import RunConfig
 from idfsplade.train.ensemble import ensemble_targets
 from idfsplade.train.scorer import EnsembleScorer
+from idfsplade.train.stages import StageTimer
 from idfsplade.train.teachers import dot_scores
 from idfsplade.train.trainer import build_teachers, load_examples, train
 
@@ -66,7 +67,7 @@ def evaluate_student(model_dir: Path, dataset: BeirDataset, split: str, work: Pa
 
 
 def evaluate_baselines(dataset: BeirDataset, split: str, base_model: str, cache: Path) -> list[ResultRow]:
-    """BM25 (stemmed) and the untrained model, inference-free with corpus IDF (cached across runs)."""
+    """BM25 (plain, as `idfsplade evaluate`) and the untrained model, inference-free with corpus IDF (cached across runs)."""
     rows = evaluate_dataset(dataset, split, cache, [SparseModelSpec(model=base_model, idf="corpus")], bm25=True)
     rows[-1].retriever = f"{Path(base_model).name} untrained, idf=corpus"
     return rows
@@ -100,17 +101,28 @@ def plot_ndcg_vs_flops(rows: list[ResultRow], path: Path) -> None:
     tmp.replace(path)
 
 
-def run_experiment(config: RunConfig, split: str = "test", teachers: bool = True) -> list[ResultRow]:
-    """Train (or resume) and evaluate; writes ``<output_dir>/report/``. Returns the table rows."""
-    model_dir = train(config)
+def run_experiment(config: RunConfig, split: str = "test", teachers: bool = True,
+                   baseline_cache: Path = Path("runs/cache/eval")) -> list[ResultRow]:
+    """Train (or resume) and evaluate; writes ``<output_dir>/report/``. Returns the table rows.
+
+    The baselines (BM25, the untrained model) do not depend on the run: they are cached under
+    ``baseline_cache/<dataset>`` and shared by every experiment. ``report/timings.json`` has the
+    seconds of every stage, so the main job's time budget can be checked.
+    """
+    timer = StageTimer()
+    model_dir = train(config, timer)
     work = Path(config.output_dir)
     dataset = BeirDataset(config.data.dataset)
-    rows = evaluate_baselines(dataset, split, config.student.model, Path("runs/cache/eval") / dataset.name)
+    with timer.stage("evaluate BM25 and the untrained model"):
+        rows = evaluate_baselines(dataset, split, config.student.model, baseline_cache / dataset.name)
     if teachers:
-        rows += evaluate_teachers(config, dataset, split, work / "eval")
-    rows.append(evaluate_student(model_dir, dataset, split, work / "eval", f"student ({work.name})"))
+        with timer.stage("evaluate the teachers"):
+            rows += evaluate_teachers(config, dataset, split, work / "eval")
+    with timer.stage("evaluate the student"):
+        rows.append(evaluate_student(model_dir, dataset, split, work / "eval", f"student ({work.name})"))
     report = work / "report"
     atomic_write_json(report / "results.json", [r.as_dict() for r in rows])
     atomic_write_text(report / "results.md", render_markdown(rows))
     plot_ndcg_vs_flops(rows, report / "ndcg_vs_flops.png")
+    atomic_write_json(report / "timings.json", timer.as_dict())
     return rows

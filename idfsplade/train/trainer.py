@@ -35,6 +35,7 @@ from idfsplade.train.evaluation import sampled_beir_evaluator
 from idfsplade.train.examples import ExampleSet, build_supervised, build_weak
 from idfsplade.train.losses import build_loss
 from idfsplade.train.scorer import EnsembleScorer
+from idfsplade.train.stages import StageTimer
 from idfsplade.train.student import build_student, set_max_seq_length
 from idfsplade.train.teachers import BM25Teacher, DenseTeacher, SparseSiameseTeacher, Teacher
 
@@ -112,8 +113,12 @@ def training_arguments(config: RunConfig, checkpoints: Path, n_candidates: int) 
         disable_tqdm=True)
 
 
-def train(config: RunConfig) -> Path:
-    """Train (or resume) the run of ``config``; returns the folder of the saved model."""
+def train(config: RunConfig, timer: StageTimer | None = None) -> Path:
+    """Train (or resume) the run of ``config``; returns the folder of the saved model.
+
+    ``timer`` receives the durations of the stages (IDF, training data, teacher vectors, training).
+    """
+    timer = timer or StageTimer()
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     set_seed(config.seed)
@@ -122,10 +127,13 @@ def train(config: RunConfig) -> Path:
     atomic_write_json(work / "config.json", config.to_dict())
     # Multi-GPU: rank 0 builds the caches (IDF, examples, teacher vectors), the others then read them.
     with PartialState().main_process_first():
-        idf = load_idf(config, work)
-        examples = load_examples(config)
-        scorer = EnsembleScorer.build(examples, build_teachers(config, examples), config.teachers.scale,
-                                      Path(config.teachers.cache_dir) if config.teachers.precompute else None)
+        with timer.stage("IDF"):
+            idf = load_idf(config, work)
+        with timer.stage("training data"):
+            examples = load_examples(config)
+        with timer.stage(f"teacher vectors ({', '.join(m.kind for m in config.teachers.members)})"):
+            scorer = EnsembleScorer.build(examples, build_teachers(config, examples), config.teachers.scale,
+                                          Path(config.teachers.cache_dir) if config.teachers.precompute else None)
     set_seed(config.seed)  # teacher loading must not shift the student's initial RNG state
     student = build_student(config.student.model, idf, config.student.query_weighting,
                             config.student.max_seq_length)
@@ -143,9 +151,12 @@ def train(config: RunConfig) -> Path:
         loss=loss, evaluator=evaluator, samples_path=work / "samples.jsonl",
         callbacks=[SpladeRegularizerWeightSchedulerCallback(loss, "quadratic", config.loss.flops_warmup_ratio)])
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    trainer.train(resume_from_checkpoint=resume)
+    with timer.stage(f"training ({len(examples)} examples, resume from {resume})" if resume
+                     else f"training ({len(examples)} examples)"):
+        trainer.train(resume_from_checkpoint=resume)
     if evaluator is not None:
-        trainer.log(evaluator(student))
+        with timer.stage("sampled evaluation"):
+            trainer.log(evaluator(student))
     if trainer.is_world_process_zero():
         atomic_write_json(work / "log_history.json", trainer.state.log_history)
         save_student(student, config, work / "model")
