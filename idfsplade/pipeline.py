@@ -17,6 +17,7 @@ from sentence_transformers import SparseEncoder
 
 from idfsplade.atomic import atomic_write_json
 from idfsplade.data import BeirDataset, document_text
+from idfsplade.errors import InputError
 from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
 from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
@@ -112,6 +113,42 @@ def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: S
 def index_info(meta: dict) -> dict:
     """What an index records of where its vectors came from (see :func:`encode_corpus`)."""
     return {**meta.get("provenance", {}), "idf_file": meta.get("idf_file")}
+
+
+def resolve_source(index_dir: Path, info: dict, model: str | None, idf: str | None) -> tuple[str, str | None]:
+    """``(model, idf.json path)`` to query the index with; ``None`` means the model's own weights.
+
+    Defaults come from the provenance :func:`encode_corpus` records (``model``, and ``idf_file``: the
+    idf.json the documents were encoded with, absent or null for the model's own), so queries are
+    weighted exactly as at build time. Without a recorded model there is nothing safe to guess (another
+    tokenizer would silently return nonsense): an error.
+    """
+    model = model or info.get("model")
+    if not model:
+        raise InputError("the index records no model (index.info); pass --model", path=index_dir)
+    idf = idf or info.get("idf_file") or "model"
+    if idf == "model":
+        return model, None
+    if not Path(idf).exists():
+        raise InputError("idf file not found; pass --idf", path=idf)
+    return model, idf
+
+
+def open_index_retriever(index_dir: Path, model: str | None = None, idf: str | None = None,
+                         prune_ratio: float | None = None) -> tuple[InferenceFreeRetriever, str, str | None]:
+    """The index (memory-mapped) with the query side it was built for: ``(retriever, model, idf path)``.
+
+    Shared by ``idfsplade search`` and the HTTP service, so both answer a query identically.
+    """
+    index = InvertedIndex.load(index_dir)
+    model, idf_path = resolve_source(Path(index_dir), index.info, model, idf)
+    # CPU: the query side is a tokenizer and a weight array; the document MLM is loaded only to read them.
+    query_encoder = QueryEncoder.from_model(load_sparse_encoder(model, idf=idf_path, device="cpu"),
+                                            prune_ratio=prune_ratio)
+    if query_encoder.vocab_size != index.vocab_size:
+        raise InputError(f"the index has a {index.vocab_size}-term vocabulary but model '{model}' has "
+                         f"{query_encoder.vocab_size}; pass the --model it was built with", path=index_dir)
+    return InferenceFreeRetriever(query_encoder, index), model, idf_path
 
 
 def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Path, docs_dir: Path | None = None,

@@ -105,3 +105,14 @@ def test_model_labels_keep_trained_runs_apart():
     assert SparseModelSpec(model="runs/a/model", name="student").label == "student"
     # two runs' <run>/model folders get different cache folders (they used to share "model-model")
     assert _slug(SparseModelSpec(model="runs/a/model")) != _slug(SparseModelSpec(model="runs/b/model"))
+
+
+def test_search_refuses_an_index_without_a_model_like_serve(tmp_path, monkeypatch, capsys):
+    """No recorded model: guessing a tokenizer would answer with nonsense, so search stops (as serve does)."""
+    import scipy.sparse as sp
+
+    from idfsplade.index import InvertedIndex
+
+    InvertedIndex.from_csr(sp.csr_matrix(np.ones((2, 30522), dtype=np.float32)), ["a", "b"]).save(tmp_path / "bare")
+    code, _, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "bare"), "-q", "anything")
+    assert code == 2 and "records no model (index.info); pass --model" in err

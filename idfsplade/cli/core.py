@@ -96,17 +96,11 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     """Search an index with no model call: the query is the idf of its tokens."""
     from idfsplade.data import iter_queries
     from idfsplade.evaluate import write_trec_run
-    from idfsplade.index import InvertedIndex
-    from idfsplade.model import QueryEncoder, load_sparse_encoder
-    from idfsplade.search import InferenceFreeRetriever
+    from idfsplade.pipeline import open_index_retriever
 
     if (query is None) == (queries is None):
         raise InputError("give exactly one of --query or --queries")
-    loaded = InvertedIndex.load(index_dir)
-    model = model or loaded.info.get("model") or "splade-tiny"
-    idf_path = idf_path or loaded.info.get("idf_file") or "model"
-    encoder = load_sparse_encoder(model, idf=None if idf_path == "model" else idf_path)
-    retriever = InferenceFreeRetriever(QueryEncoder.from_model(encoder, prune_ratio=prune_ratio), loaded)
+    retriever, _, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
     if query is not None:
         hits = retriever.search(query, k)
         for rank, (doc, score) in enumerate(zip(hits.ids, hits.scores), 1):

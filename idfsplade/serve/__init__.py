@@ -2,6 +2,6 @@
 
 from idfsplade.serve.app import create_app
 from idfsplade.serve.limits import ServeLimits
-from idfsplade.serve.loader import ServeConfig, app_from_env, load_app, resolve_source
+from idfsplade.serve.loader import ServeConfig, app_from_env, load_app
 
-__all__ = ["ServeConfig", "ServeLimits", "app_from_env", "create_app", "load_app", "resolve_source"]
+__all__ = ["ServeConfig", "ServeLimits", "app_from_env", "create_app", "load_app"]
