@@ -34,6 +34,7 @@ import yaml
 
 from idfsplade.atomic import atomic_write_json, atomic_write_text
 from idfsplade.data import BeirDataset
+from idfsplade.evaluate import paired_t_test, read_trec_run
 from idfsplade.train import load_config, train
 from idfsplade.train.experiment import evaluate_baselines, evaluate_student
 
@@ -109,10 +110,37 @@ def render(results: list[dict], baseline: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(doc: Path, table: str) -> None:
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "<!-- table -->\n<!-- /table -->\n"
-    new = re.sub(r"<!-- table -->.*<!-- /table -->", lambda _: f"<!-- table -->\n{table}<!-- /table -->", text,
-                 flags=re.S)
+def run_file(out: Path, name: str, baseline_cache: Path) -> Path:
+    """The TREC run of a variant (of the run it reuses), or of a baseline: ``bm25``, ``untrained``."""
+    if name == "bm25":
+        return baseline_cache / "runs" / "bm25.trec"
+    if name == "untrained":
+        (path,) = baseline_cache.glob("*-corpus/runs/*.trec")
+        return path
+    result = json.loads((out / name / "result.json").read_text())
+    (path,) = (out / result.get("same_run_as", name) / "eval").glob("*/runs/*.trec")
+    return path
+
+
+def render_pairs(pairs: list[tuple[str, str]], out: Path, qrels: dict, baseline_cache: Path) -> str:
+    """Markdown table of B − A in nDCG@10 per pair, with wins/losses over queries and the paired t-test."""
+    lines = ["| A | B | nDCG@10 A | nDCG@10 B | Δ (B − A) | B wins / loses | p (paired t) |",
+             "|---|---|---|---|---|---|---|"]
+    for a, b in pairs:
+        c = paired_t_test(qrels, read_trec_run(run_file(out, a, baseline_cache)),
+                          read_trec_run(run_file(out, b, baseline_cache)))
+        lines.append(f"| `{a}` | `{b}` | {c.mean_a:.4f} | {c.mean_b:.4f} | {c.delta:+.4f} | {c.wins} / {c.losses} "
+                     f"| {c.p_value:.3g} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(doc: Path, marker: str, content: str) -> None:
+    """Replace what stands between ``<!-- marker -->`` and ``<!-- /marker -->`` in ``doc``."""
+    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
+    if f"<!-- {marker} -->" not in text:
+        text += f"\n<!-- {marker} -->\n<!-- /{marker} -->\n"
+    new = re.sub(rf"<!-- {marker} -->.*<!-- /{marker} -->",
+                 lambda _: f"<!-- {marker} -->\n{content}<!-- /{marker} -->", text, flags=re.S)
     atomic_write_text(doc, new)
 
 
@@ -124,6 +152,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--doc", type=Path, default=Path("docs/ablation.md"))
+    parser.add_argument("--pair", action="append", default=[], metavar="A,B",
+                        help="compare two finished variants (or bm25 / untrained) per query: Δ nDCG@10, "
+                             "paired t-test; repeatable")
     parser.add_argument("--no-table", action="store_true",
                         help="only train/evaluate the variants (parallel invocations); a last call writes the table")
     args = parser.parse_args()
@@ -138,12 +169,18 @@ def main() -> None:
     # every finished variant of this folder, also those of earlier invocations
     results = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/result.json"))]
     config = load_config(args.config, base)
-    baseline = evaluate_baselines(BeirDataset(config.data.dataset), args.split, config.student.model,
-                                  Path("runs/cache/eval") / Path(config.data.dataset).name)
+    dataset = BeirDataset(config.data.dataset)
+    baseline_cache = Path("runs/cache/eval") / dataset.name
+    baseline = evaluate_baselines(dataset, args.split, config.student.model, baseline_cache)
     atomic_write_json(args.out / "ablation.json", results)
     table = render(results, baseline)
-    write_table(args.doc, table)
+    write_section(args.doc, "table", table)
     print(table)
+    if args.pair:
+        _, qrels = dataset.split_queries(args.split)
+        pairs = render_pairs([tuple(p.split(",", 1)) for p in args.pair], args.out, qrels, baseline_cache)
+        write_section(args.doc, "pairs", pairs)
+        print(pairs)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from idfsplade.errors import InputError
@@ -42,3 +44,24 @@ def test_markdown_table():
     assert md[0] == "| dataset | retriever | nDCG@10 | q dims | d dims | FLOPS |"
     assert md[2] == "| scifact | bm25 | 0.6761 | — | — | — |"
     assert md[3] == "| scifact | splade | 0.6500 | 9.5 | 200.2 | 1.500 |"
+
+
+def test_paired_t_test_by_hand():
+    from scipy import stats
+
+    from idfsplade.evaluate import paired_t_test
+
+    qrels = {q: {"rel": 1} for q in ("1", "2", "3", "4")}
+    top = {"rel": 2.0, "x": 1.0}      # relevant at rank 1: nDCG@10 = 1
+    second = {"x": 2.0, "rel": 1.0}   # relevant at rank 2: nDCG@10 = 1 / log2(3)
+    run_a = {"1": second, "2": second, "3": second, "4": top}
+    run_b = {"1": top, "2": top, "3": second}  # query 4 missing from B: it scores 0
+    cmp = paired_t_test(qrels, run_a, run_b)
+    g = 1 / np.log2(3)
+    diffs = np.array([1 - g, 1 - g, 0.0, -1.0])
+    t = diffs.mean() / (diffs.std(ddof=1) / 2)
+    assert cmp.mean_a == pytest.approx((3 * g + 1) / 4) and cmp.mean_b == pytest.approx((2 + g) / 4)
+    assert cmp.delta == pytest.approx(diffs.mean())
+    assert (cmp.wins, cmp.losses) == (2, 1)
+    assert cmp.p_value == pytest.approx(2 * stats.t.sf(abs(t), df=3))
+    assert paired_t_test(qrels, run_a, run_a).p_value == 1.0
