@@ -31,12 +31,19 @@ import time
 from pathlib import Path
 
 import yaml
+from transformers import AutoTokenizer
 
 from idfsplade.atomic import atomic_write_json, atomic_write_text
 from idfsplade.data import BeirDataset
-from idfsplade.evaluate import paired_t_test, read_trec_run
+from idfsplade.evaluate import ResultRow, paired_t_test, read_trec_run
+from idfsplade.idf import IdfTable
+from idfsplade.index import InvertedIndex
+from idfsplade.model import QueryEncoder, resolve_model
+from idfsplade.pipeline import run_and_score
+from idfsplade.search import InferenceFreeRetriever
 from idfsplade.train import load_config, train
 from idfsplade.train.experiment import evaluate_baselines, evaluate_student
+from idfsplade.train.student import binary_weights
 
 DEFAULT_VARIANTS = ["binary-l1e-4", "idf-l1e-4", "teacher-dense", "teacher-sparse", "teacher-dense+sparse",
                     "teacher-ensemble"]
@@ -92,6 +99,27 @@ def run_variant(config_path: Path, name: str, base: dict, out: Path, split: str)
     return result
 
 
+def untrained_binary_row(dataset: BeirDataset, split: str, base_model: str, cache: Path,
+                         idf_row: ResultRow) -> ResultRow:
+    """The untrained model queried with a binary BoW: where the ``binary-*`` variants start from.
+
+    Same cached index as the idf row (same documents, same query tokens, so the same dims and
+    FLOPS); only the query weights differ.
+    """
+    (idf_path,) = cache.glob("*-corpus/idf.json")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_model))
+    weights = binary_weights(IdfTable.load(idf_path, tokenizer)).weights
+    name = f"{Path(base_model).name}-untrained-binary"
+    retriever = InferenceFreeRetriever(QueryEncoder(tokenizer, weights), InvertedIndex.load(idf_path.parent / "index"),
+                                       name=name)
+    queries, qrels = dataset.split_queries(split)
+    _, row = run_and_score(retriever, dataset, queries, qrels, cache, k=100)
+    row.retriever = f"{Path(base_model).name} untrained, binary query"
+    row.query_active_dims, row.doc_active_dims, row.flops = (idf_row.query_active_dims, idf_row.doc_active_dims,
+                                                              idf_row.flops)
+    return row
+
+
 def render(results: list[dict], baseline: list) -> str:
     """Markdown table: the untrained model and BM25 first, then every variant."""
     lines = ["| variant | query | λ | teachers | nDCG@10 | Recall@100 | MRR@10 | q dims | d dims | FLOPS | train s |",
@@ -111,11 +139,15 @@ def render(results: list[dict], baseline: list) -> str:
 
 
 def run_file(out: Path, name: str, baseline_cache: Path) -> Path:
-    """The TREC run of a variant (of the run it reuses), or of a baseline: ``bm25``, ``untrained``."""
+    """The TREC run of a variant (of the run it reuses), or of a baseline: ``bm25``, ``untrained``,
+    ``untrained-binary``."""
     if name == "bm25":
         return baseline_cache / "runs" / "bm25.trec"
     if name == "untrained":
         (path,) = baseline_cache.glob("*-corpus/runs/*.trec")
+        return path
+    if name == "untrained-binary":
+        (path,) = baseline_cache.glob("runs/*-untrained-binary.trec")
         return path
     result = json.loads((out / name / "result.json").read_text())
     (path,) = (out / result.get("same_run_as", name) / "eval").glob("*/runs/*.trec")
@@ -167,11 +199,14 @@ def main() -> None:
     if args.no_table:
         return
     # every finished variant of this folder, also those of earlier invocations
-    results = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/result.json"))]
+    results = [json.loads(p.read_text()) for p in args.out.glob("*/result.json")]
+    results.sort(key=lambda r: (r["variant"].startswith("teacher-"), r["query_weighting"], r["flops_weight"],
+                                r["variant"]))
     config = load_config(args.config, base)
     dataset = BeirDataset(config.data.dataset)
     baseline_cache = Path("runs/cache/eval") / dataset.name
     baseline = evaluate_baselines(dataset, args.split, config.student.model, baseline_cache)
+    baseline.append(untrained_binary_row(dataset, args.split, config.student.model, baseline_cache, baseline[-1]))
     atomic_write_json(args.out / "ablation.json", results)
     table = render(results, baseline)
     write_section(args.doc, "table", table)
