@@ -60,11 +60,6 @@ def overrides_for(name: str) -> dict:
     raise SystemExit(f"unknown variant {name!r}")
 
 
-def effective_overrides(name: str, base: dict) -> dict:
-    """The overrides that define a variant's training run (the base's, then the variant's)."""
-    return {**base, **overrides_for(name)}
-
-
 def run_variant(config_path: Path, name: str, base: dict, out: Path, split: str) -> dict:
     """Train and evaluate one variant, or reuse a finished run with the same effective config.
 
@@ -75,7 +70,7 @@ def run_variant(config_path: Path, name: str, base: dict, out: Path, split: str)
     result_path = folder / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    overrides = effective_overrides(name, base)
+    overrides = {**base, **overrides_for(name)}  # the variant's own win over the base's
     config = load_config(config_path, overrides)
     for other in sorted(out.glob("*/result.json")):
         done = json.loads(other.read_text())

@@ -303,17 +303,22 @@ def test_seismic_recall_at_10_on_scifact(scifact_sparse, scifact_queries):
     assert recall >= 0.99
 
 
+def _search_and_close(backend, docs, doc_ids, queries, path):
+    """Build an external backend, answer every query, and release it even if the search fails."""
+    index = build_backend(backend, docs, doc_ids, path=path)
+    try:
+        return index.search_batch(queries, K)
+    finally:
+        index.close()
+
+
 @pytest.mark.slow
 def test_milvus_top_10_is_exact_on_scifact(scifact_sparse, scifact_queries, tmp_path):
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
     retriever, docs = scifact_sparse
     exact = retriever.index
-    index = build_backend("milvus", docs, exact.doc_ids, path=tmp_path / "milvus")
-    try:
-        hits = index.search_batch(scifact_queries, K)
-    finally:
-        index.close()
+    hits = _search_and_close("milvus", docs, exact.doc_ids, scifact_queries, tmp_path / "milvus")
     for (ids, w), h in zip(scifact_queries, hits):
         assert_same_top_k(exact, h, ids, w)
     same = sum(h.ids == exact.search(ids, w, K).ids for (ids, w), h in zip(scifact_queries, hits))
@@ -327,11 +332,7 @@ def test_lucene_top_10_on_scifact(scifact_sparse, scifact_queries, tmp_path):
 
     retriever, docs = scifact_sparse
     exact = retriever.index
-    index = build_backend("lucene", docs, exact.doc_ids, path=tmp_path / "lucene")
-    try:
-        hits = index.search_batch(scifact_queries, K)
-    finally:
-        index.close()
+    hits = _search_and_close("lucene", docs, exact.doc_ids, scifact_queries, tmp_path / "lucene")
     quantized = InvertedIndex.from_csr(_dequantized(docs, 100), exact.doc_ids)
     for (ids, w), h in zip(scifact_queries, hits):
         assert_same_top_k(quantized, h, ids, quantize(w, 100) / 100, atol=1e-5)
