@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -24,3 +25,19 @@ class InputError(IdfspladeError):
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
         self.path, self.line, self.field = path, line, field
+
+
+_warned: set[str] = set()
+
+
+def notice(message: str) -> None:
+    """One line on stderr for the user (a cache recomputed, a fallback taken); not a log record, so
+    it shows even with library logging quiet."""
+    print(f"idfsplade: {message}", file=sys.stderr)
+
+
+def warn_once(message: str) -> None:
+    """:func:`notice`, once per process for the same message."""
+    if message not in _warned:
+        _warned.add(message)
+        notice(message)

@@ -74,3 +74,13 @@ def scifact_sparse(scifact_path, tmp_path_factory):
 
     work = tmp_path_factory.mktemp("scifact-splade-tiny")
     return build_sparse_retriever(SparseModelSpec(model="splade-tiny", idf="corpus"), BeirDataset(scifact_path), work)
+
+
+@pytest.fixture(scope="session")
+def adi_reference(adi_path, splade_tiny_path) -> dict[str, float]:
+    """ADI nDCG@10 computed independently of the pipeline (tests/reference.py): the values the
+    end-to-end tests check against, instead of numbers copied from the pipeline's earlier output."""
+    from reference import bm25_ndcg10, inference_free_ndcg10
+
+    return {"bm25": bm25_ndcg10(adi_path), "bm25-stem": bm25_ndcg10(adi_path, "english"),
+            "splade-tiny": inference_free_ndcg10(adi_path, splade_tiny_path)}

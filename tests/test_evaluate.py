@@ -65,3 +65,46 @@ def test_paired_t_test_by_hand():
     assert (cmp.wins, cmp.losses) == (2, 1)
     assert cmp.p_value == pytest.approx(2 * stats.t.sf(abs(t), df=3))
     assert paired_t_test(qrels, run_a, run_a).p_value == 1.0
+
+
+def test_written_ranks_follow_the_order_trec_eval_scores(tmp_path):
+    """Ties: the rank column is the order pytrec_eval evaluates in (score desc, doc id desc)."""
+    import ir_measures
+
+    run = {"q": {"a": 1.0, "b": 1.0, "c": 2.0, "d": 1.0}}
+    write_trec_run(tmp_path / "r.trec", run, tag="t")
+    ranked = [line.split()[2] for line in (tmp_path / "r.trec").read_text().splitlines()]
+    assert ranked == ["c", "d", "b", "a"]
+    for position, doc in enumerate(ranked, 1):  # pytrec_eval puts each doc at the written rank
+        rr = next(ir_measures.iter_calc([ir_measures.RR], {"q": {doc: 1}}, read_trec_run(tmp_path / "r.trec")))
+        assert rr.value == pytest.approx(1 / position)
+
+
+def test_a_query_without_results_still_counts_when_the_file_is_rescored(tmp_path):
+    qrels = {"1": {"d1": 1}, "2": {"d2": 1}}
+    run = {"1": {"d1": 3.0}, "2": {}}
+    write_trec_run(tmp_path / "r.trec", run, tag="t")
+    reread = read_trec_run(tmp_path / "r.trec")
+    assert "2" not in reread  # the format cannot hold an empty ranking...
+    assert evaluate_run(qrels, reread)["nDCG@10"] == evaluate_run(qrels, run)["nDCG@10"] == pytest.approx(0.5)
+
+
+def test_k_below_the_deepest_measure_is_refused(adi_path, tmp_path):
+    from idfsplade.data import BeirDataset
+    from idfsplade.errors import InputError
+    from idfsplade.pipeline import evaluate_dataset
+
+    with pytest.raises(InputError, match="k=50 would truncate the @100 measures"):
+        evaluate_dataset(BeirDataset(adi_path), "test", tmp_path, [], k=50)
+
+
+def test_fractional_relevance_grade_is_an_error_not_floored(tmp_path):
+    from idfsplade.data import load_qrels
+    from idfsplade.errors import InputError
+
+    path = tmp_path / "test.tsv"
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td2\t0.5\n")
+    with pytest.raises(InputError, match=r"test.tsv, line 3, field 'score': relevance grade '0.5'"):
+        load_qrels(path)
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\t2.0\n")
+    assert load_qrels(path) == {"q1": {"d1": 2}}

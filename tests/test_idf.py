@@ -66,3 +66,18 @@ def test_bad_idf_json(tokenizer, tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(InputError, match=message):
         IdfTable.load(path, tokenizer)
+
+
+def test_idf_counts_the_whole_document_not_the_encoders_512_tokens(tmp_path, tokenizer):
+    """The documented choice: df over each document's full text (a corpus statistic), although the
+    encoder reads only the first 512 tokens."""
+    import json
+
+    from idfsplade.data import BeirDataset
+    from idfsplade.pipeline import corpus_idf
+
+    (tmp_path / "corpus.jsonl").write_text(
+        json.dumps({"_id": "1", "text": "filler " * 600 + "zebra"}) + "\n" + json.dumps({"_id": "2", "text": "cat"}) + "\n")
+    table = corpus_idf(BeirDataset(tmp_path), tokenizer, tmp_path / "idf.json")
+    zebra = tokenizer.convert_tokens_to_ids("zebra")
+    assert table.weights[zebra] == pytest.approx(np.log1p((2 - 1 + 0.5) / (1 + 0.5)))  # df = 1, not 0

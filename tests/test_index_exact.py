@@ -249,3 +249,22 @@ def test_a_failed_search_leaves_later_searches_exact(index, queries, monkeypatch
     again = index.search(ids, w, 10)
     assert again.ids == expected.ids
     np.testing.assert_array_equal(again.scores, expected.scores)
+
+
+@pytest.mark.parametrize("k", [1, 7, 50])
+def test_top_k_equals_numpy_brute_force_with_many_ties(search_path, k):
+    """An independent reference: float64 numpy scores and a lexsort (score desc, row asc), on weights
+    that are multiples of 1/4 so every sum is exact in float32 and ties are real and frequent."""
+    rng = np.random.default_rng(7)
+    n_docs, vocab = 400, 40
+    dense = (rng.integers(0, 5, size=(n_docs, vocab)) * (rng.random((n_docs, vocab)) < 0.15)) / 4.0
+    index = InvertedIndex.from_csr(sp.csr_matrix(dense.astype(np.float32)), [f"d{i}" for i in range(n_docs)])
+    for _ in range(40):
+        ids = np.sort(rng.choice(vocab, rng.integers(1, 8), replace=False)).astype(np.int32)
+        weights = (rng.integers(1, 9, len(ids)) / 2.0).astype(np.float32)
+        scores = dense[:, ids] @ weights.astype(np.float64)
+        rows = np.flatnonzero(scores > 0)
+        order = rows[np.lexsort((rows, -scores[rows]))][:k]
+        hits = index.search(ids, weights, k)
+        assert hits.ids == [f"d{r}" for r in order]
+        np.testing.assert_array_equal(hits.scores.astype(np.float64), scores[order])

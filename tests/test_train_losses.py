@@ -117,3 +117,40 @@ def test_in_batch_scores_are_row_major_over_all_candidates():
     np.testing.assert_allclose(in_batch.numpy(), [[1, 5, 3, 7], [2, 6, 4, 8]])
     own = EnsembleDistillationLoss(None, None, "kl", "own_list").student_scores(q, [c0, c1])
     np.testing.assert_allclose(own.numpy(), [[1, 5], [4, 8]])
+
+
+@pytest.mark.parametrize("scope", ["in_batch", "own_list"])
+def test_student_scores_and_teacher_targets_order_candidates_alike(scope):
+    """The invariant between the two sides of the loss, on a hand-built batch: column c of the student
+    matrix and column c of the teacher targets are the same (query, candidate) pair. Each pair gets a
+    distinct value v(q, p) = 10·q + p; the student's embeddings and a teacher's vectors both encode it,
+    through the two code paths (the loss's stacking of candidate columns, the scorer's flattening of
+    example candidate lists), so any mismatch in ordering shows as different matrices."""
+    from idfsplade.train.examples import Example, ExampleSet
+    from idfsplade.train.scorer import EnsembleScorer, TeacherMember
+    from idfsplade.train.teachers import CachedVectors
+
+    passages = {f"p{i}": f"text {i}" for i in range(7)}
+    examples = [Example("q0", "a", ["p3", "p0", "p5"]), Example("q1", "b", ["p1", "p6", "p2"]),
+                Example("q2", "c", ["p4", "p2", "p0"])]
+    qids = ["q0", "q1", "q2"]
+
+    def value(q: int, p: int) -> float:
+        return 10.0 * q + p
+
+    teacher_queries = CachedVectors(np.eye(3), qids)  # one-hot per query
+    teacher_passages = CachedVectors(np.array([[value(q, p) for q in range(3)] for p in range(7)]), list(passages))
+    scorer = EnsembleScorer(ExampleSet(examples, passages),
+                            [TeacherMember("t", 1.0, teacher_queries, teacher_passages)], scale=1.0)
+    batch = [2, 0]  # the batch's example indices (the label column), deliberately not in order
+    (raw,) = scorer.raw_scores(batch, scope)
+    # the student: query embedding one-hot over queries, candidate column c holds each example's c-th passage
+    query = torch.eye(3, dtype=torch.float64)[[int(examples[i].qid[1]) for i in batch]]
+    candidates = [torch.tensor([[value(q, int(examples[i].candidates[c][1])) for q in range(3)] for i in batch],
+                               dtype=torch.float64) for c in range(3)]
+    student = EnsembleDistillationLoss(None, scorer, "kl", scope).student_scores(query, candidates)
+    np.testing.assert_array_equal(student.numpy(), raw)
+    expected_first_row = [24, 22, 20, 23, 20, 25] if scope == "in_batch" else [24, 22, 20]
+    np.testing.assert_array_equal(raw[0], expected_first_row)  # q2 against p4, p2, p0 (, p3, p0, p5)
+    np.testing.assert_array_equal(np.argsort(scorer.targets(batch, scope), axis=1, kind="stable"),
+                                  np.argsort(student.numpy(), axis=1, kind="stable"))

@@ -12,7 +12,16 @@ import ir_measures
 import numpy as np
 from ir_measures import RR, R, nDCG
 
+from idfsplade.errors import InputError
+
 DEFAULT_MEASURES = {"nDCG@10": nDCG @ 10, "Recall@100": R @ 100, "MRR@10": RR @ 10}
+
+
+def check_depth(k: int, measures: dict | None = None) -> None:
+    """Refuse a run depth that would silently truncate a measure (``k=50`` caps Recall@100)."""
+    deepest = max((getattr(m, "params", {}).get("cutoff") or 0) for m in (measures or DEFAULT_MEASURES).values())
+    if k < deepest:
+        raise InputError(f"k={k} would truncate the @{deepest} measures; retrieve at least {deepest}", field="k")
 
 
 def per_query_scores(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],

@@ -9,6 +9,7 @@ so those load unchanged with :func:`load_sparse_encoder`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,8 @@ import torch
 from sentence_transformers import SparseEncoder
 from sentence_transformers.sparse_encoder.models import Router, SparseStaticEmbedding, SpladePooling, Transformer
 
-from idfsplade.errors import InputError
-from idfsplade.idf import IdfTable
+from idfsplade.errors import InputError, warn_once
+from idfsplade.idf import MISSING_TOKEN_IDF, IdfTable
 from idfsplade.model.registry import resolve_model
 
 
@@ -57,6 +58,37 @@ def _find_idf_json(path: str) -> str:
                          path=path) from None
 
 
+def _own_idf_json(path: str) -> str | None:
+    """The ``idf.json`` shipped with a saved checkpoint (folder or hub repository), or None."""
+    try:
+        return _find_idf_json(path)
+    except InputError:
+        return None
+
+
+def load_tokenizer(name_or_path: str):
+    """The document tokenizer of a model: a bare masked LM's own, or for a saved ``SparseEncoder``
+    (whose files sit in Router sub-folders) the one in its document route's first module."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name_or_path)
+    folder = Path(path)
+    if folder.is_dir() and (folder / "modules.json").exists() and not (folder / "tokenizer_config.json").exists():
+        router = folder / "router_config.json"
+        subfolders = []
+        if router.exists():
+            structure = json.loads(router.read_text(encoding="utf-8")).get("structure", {})
+            subfolders = list(structure.get("document", [])) + list(structure.get("query", []))
+        for sub in subfolders + sorted(p.name for p in folder.iterdir() if p.is_dir()):
+            if (folder / sub / "tokenizer_config.json").exists():
+                return AutoTokenizer.from_pretrained(str(folder / sub))
+        raise InputError("no tokenizer in this sentence-transformers folder", path=path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise InputError(f"cannot load a tokenizer ({str(exc).splitlines()[0]})", path=path) from None
+
+
 def _is_inference_free(model: SparseEncoder) -> bool:
     first = model[0]
     return isinstance(first, Router) and "query" in first.sub_modules and "document" in first.sub_modules \
@@ -90,8 +122,16 @@ def load_sparse_encoder(name_or_path: str, idf: IdfTable | str | Path | None = N
         if not _is_inference_free(model):
             raise InputError("this SparseEncoder has no query/document Router with a SparseStaticEmbedding "
                              "query route; it is not an inference-free model", path=path)
+        query_module: SparseStaticEmbedding = model[0].sub_modules["query"][0]
+        if idf is None:
+            # One missing-token rule whatever --idf says: the checkpoint's idf.json read by IdfTable
+            # (absent token → 1.0, as OpenSearch), not the module's weights, where sentence-transformers'
+            # SparseStaticEmbedding.from_json gave an absent token 0.
+            idf = _own_idf_json(path)
+            if idf is None:
+                warn_once(f"{path} has no idf.json: its query weights are used as saved (a token they "
+                          f"leave at 0 is dropped from queries instead of weighing {MISSING_TOKEN_IDF})")
         if idf is not None:
-            query_module: SparseStaticEmbedding = model[0].sub_modules["query"][0]
             table = idf if isinstance(idf, IdfTable) else IdfTable.load(idf, query_module.tokenizer)
             with torch.no_grad():
                 query_module.weight.copy_(torch.from_numpy(table.weights))

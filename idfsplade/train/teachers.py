@@ -14,7 +14,6 @@ pair; it is not offered.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +23,7 @@ import scipy.sparse as sp
 
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.errors import InputError
+from idfsplade.fingerprint import model_fingerprint, read_key, stale_notice, texts_sha256
 
 Vectors = np.ndarray | sp.csr_matrix
 
@@ -53,6 +53,7 @@ class DenseTeacher:
         from idfsplade.model import resolve_model
 
         self.name = f"dense:{Path(model).name}"
+        self.fingerprint = model_fingerprint(resolve_model(model))
         self.model = SentenceTransformer(resolve_model(model), device=device)
         self.batch_size = batch_size
 
@@ -82,6 +83,7 @@ class SparseSiameseTeacher:
         from idfsplade.model import DocumentEncoder, resolve_model
 
         self.name = f"sparse:{Path(model).name}"
+        self.fingerprint = model_fingerprint(resolve_model(model))
         mlm = Transformer(resolve_model(model), transformer_task="fill-mask", max_seq_length=max_length)
         pooling = SpladePooling(pooling_strategy="max", embedding_dimension=len(mlm.tokenizer))
         self.encoder = DocumentEncoder(SparseEncoder(modules=[mlm, pooling], device=device),
@@ -187,14 +189,16 @@ class CachedVectors:
         """
         ids = list(texts)
         meta_path = folder / "meta.json"
-        meta = {"teacher": teacher.name, "side": side, "n": len(ids)}
-        if meta_path.exists():
-            saved = json.loads(meta_path.read_text(encoding="utf-8"))
-            saved_ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
-            if saved.get("teacher") == teacher.name and saved.get("side") == side and saved_ids == ids:
-                matrix = (sp.load_npz(folder / "vectors.npz") if saved["sparse"]
-                          else np.load(folder / "vectors.npy"))
+        # Keyed by content: the teacher's weights (or BM25 pool) and every text's bytes, not just ids.
+        meta = {"teacher": teacher.name, "fingerprint": getattr(teacher, "fingerprint", teacher.name),
+                "side": side, "n": len(ids), "texts": texts_sha256(texts)}
+        saved = read_key(meta_path)
+        if saved is not None:
+            sparse = saved.pop("sparse", None)
+            if saved == meta:
+                matrix = sp.load_npz(folder / "vectors.npz") if sparse else np.load(folder / "vectors.npy")
                 return cls(matrix, ids)
+            stale_notice(f"{teacher.name} {side} vectors", folder, saved, meta)
         source = OnTheFlyVectors(teacher, texts, side)
         blocks = [source.get(ids[i:i + chunk]) for i in range(0, len(ids), chunk)]
         sparse = sp.issparse(blocks[0])

@@ -6,7 +6,7 @@ depends on none of them.
 
 from idfsplade.vectors.pruning import PruneConfig, prune_rows
 from idfsplade.vectors.stats import SparsityStats, flops, sparsity_stats
-from idfsplade.vectors.store import SparseMatrixStore, load_csr, save_csr
+from idfsplade.vectors.store import SparseMatrixStore, discard_stale_shards, load_csr, save_csr
 
 __all__ = ["PruneConfig", "prune_rows", "SparsityStats", "flops", "sparsity_stats", "SparseMatrixStore",
-           "load_csr", "save_csr"]
+           "discard_stale_shards", "load_csr", "save_csr"]

@@ -94,3 +94,16 @@ class SparseMatrixStore:
         full = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_cols), dtype=np.float32)
         save_csr(self.path, full, ids, extra=extra)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
+
+
+def discard_stale_shards(path: str | Path, key: dict[str, Any]) -> None:
+    """Before a (resumed) shard-by-shard write to ``path``: drop the finished shards of a killed run
+    whose inputs differ from ``key`` (another model, corpus or setting), then record ``key`` for the
+    next resume. Shards of the same inputs are kept: that is what makes the job resumable."""
+    shard_dir = Path(path).with_name(Path(path).name + ".shards")
+    key_path = shard_dir / "key.json"
+    saved = json.loads(key_path.read_text(encoding="utf-8")) if key_path.exists() else None
+    if saved != key:
+        shutil.rmtree(shard_dir, ignore_errors=True)
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(key_path, key, indent=None)

@@ -1,0 +1,99 @@
+"""Caches are keyed by content: a model retrained (or edited) into the same folder, a corpus edited in
+place, or texts changed under the same ids are recomputed, never silently reused."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from idfsplade.data import BeirDataset
+from idfsplade.pipeline import SparseModelSpec, corpus_idf, evaluate_dataset
+from idfsplade.vectors import discard_stale_shards
+
+
+def _perturb_in_place(folder) -> None:
+    """Overwrite the model's weights in ``folder`` (as a retraining into the same folder would)."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_pretrained(folder)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)
+    model.save_pretrained(folder)
+
+
+def _ndcg(rows, label):
+    (row,) = [r for r in rows if r.retriever.startswith(label)]
+    return row.metrics["nDCG@10"]
+
+
+def test_model_changed_in_place_is_re_encoded(adi_path, splade_tiny_path, tmp_path, capsys):
+    model = tmp_path / "model-copy"
+    shutil.copytree(splade_tiny_path, model)
+    spec = SparseModelSpec(model=str(model), name="copy")
+    dataset = BeirDataset(adi_path)
+    before = _ndcg(evaluate_dataset(dataset, "test", tmp_path / "work", [spec], bm25=False), "copy")
+    _perturb_in_place(model)
+    again = _ndcg(evaluate_dataset(dataset, "test", tmp_path / "work", [spec], bm25=False), "copy")
+    fresh = _ndcg(evaluate_dataset(dataset, "test", tmp_path / "fresh", [spec], bm25=False), "copy")
+    assert again == pytest.approx(fresh, abs=1e-9)  # the same folder gives what a fresh folder gives
+    assert abs(again - before) > 0.05  # and not the stale 0.4587 of the unperturbed copy
+    assert "document vectors" in capsys.readouterr().err  # said in one line
+
+
+def test_corpus_edited_in_place_recomputes_idf(adi_path, tokenizer, tmp_path):
+    data = tmp_path / "adi"
+    shutil.copytree(adi_path, data)
+    out = tmp_path / "work" / "idf.json"
+    first = corpus_idf(BeirDataset(data), tokenizer, out)
+    assert corpus_idf(BeirDataset(data), tokenizer, out).weights.tolist() == first.weights.tolist()
+    lines = (data / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    (data / "corpus.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    edited = corpus_idf(BeirDataset(data), tokenizer, out)
+    assert edited.n_docs == 40  # recounted, not the 82-document table read back
+    fresh = corpus_idf(BeirDataset(data), tokenizer, tmp_path / "fresh" / "idf.json")
+    np.testing.assert_allclose(edited.weights, fresh.weights)
+
+
+def test_stale_shards_of_a_killed_run_are_dropped(tmp_path):
+    out = tmp_path / "docs"
+    shards = tmp_path / "docs.shards"
+    discard_stale_shards(out, {"model": "a"})
+    (shards / "shard-000000").mkdir()
+    discard_stale_shards(out, {"model": "a"})  # same inputs: the finished shard is kept (resume)
+    assert (shards / "shard-000000").exists()
+    discard_stale_shards(out, {"model": "b"})  # other inputs: dropped
+    assert not (shards / "shard-000000").exists()
+
+
+class _CountingTeacher:
+    name = "counting"
+    fingerprint = "v1"
+
+    def __init__(self):
+        self.calls = 0
+
+    def encode_queries(self, texts):
+        self.calls += 1
+        return np.array([[len(t)] for t in texts], dtype=np.float32)
+
+    encode_passages = encode_queries
+
+
+def test_teacher_cache_keyed_by_texts_and_weights(tmp_path):
+    from idfsplade.train.teachers import CachedVectors
+
+    teacher = _CountingTeacher()
+    folder = tmp_path / "cache"
+    CachedVectors.load_or_encode(teacher, {"a": "x", "b": "yy"}, "passage", folder)
+    CachedVectors.load_or_encode(teacher, {"a": "x", "b": "yy"}, "passage", folder)
+    assert teacher.calls == 1
+    changed = CachedVectors.load_or_encode(teacher, {"a": "x", "b": "zzzz"}, "passage", folder)  # same ids
+    assert teacher.calls == 2 and changed.get(["b"])[0, 0] == 4
+    teacher.fingerprint = "v2"  # retrained teacher weights
+    CachedVectors.load_or_encode(teacher, {"a": "x", "b": "zzzz"}, "passage", folder)
+    assert teacher.calls == 3
