@@ -22,7 +22,7 @@ from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
 from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
 from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder
-from idfsplade.search import BM25Retriever, InferenceFreeRetriever
+from idfsplade.search import BM25Retriever, InferenceFreeRetriever, index_folder
 from idfsplade.search.retriever import Retriever, Run
 from idfsplade.vectors import PruneConfig, load_csr, sparsity_stats
 
@@ -110,45 +110,11 @@ def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: S
                                    extra={"provenance": provenance, "idf_file": idf_str})
 
 
-def index_info(meta: dict) -> dict:
-    """What an index records of where its vectors came from (see :func:`encode_corpus`)."""
-    return {**meta.get("provenance", {}), "idf_file": meta.get("idf_file")}
-
-
-def resolve_source(index_dir: Path, info: dict, model: str | None, idf: str | None) -> tuple[str, str | None]:
-    """``(model, idf.json path)`` to query the index with; ``None`` means the model's own weights.
-
-    Defaults come from the provenance :func:`encode_corpus` records (``model``, and ``idf_file``: the
-    idf.json the documents were encoded with, absent or null for the model's own), so queries are
-    weighted exactly as at build time. Without a recorded model there is nothing safe to guess (another
-    tokenizer would silently return nonsense): an error.
-    """
-    model = model or info.get("model")
-    if not model:
-        raise InputError("the index records no model (index.info); pass --model", path=index_dir)
-    idf = idf or info.get("idf_file") or "model"
-    if idf == "model":
-        return model, None
-    if not Path(idf).exists():
-        raise InputError("idf file not found; pass --idf", path=idf)
-    return model, idf
-
-
-def open_index_retriever(index_dir: Path, model: str | None = None, idf: str | None = None,
-                         prune_ratio: float | None = None) -> tuple[InferenceFreeRetriever, str, str | None]:
-    """The index (memory-mapped) with the query side it was built for: ``(retriever, model, idf path)``.
-
-    Shared by ``idfsplade search`` and the HTTP service, so both answer a query identically.
-    """
-    index = InvertedIndex.load(index_dir)
-    model, idf_path = resolve_source(Path(index_dir), index.info, model, idf)
-    # CPU: the query side is a tokenizer and a weight array; the document MLM is loaded only to read them.
-    query_encoder = QueryEncoder.from_model(load_sparse_encoder(model, idf=idf_path, device="cpu"),
-                                            prune_ratio=prune_ratio)
-    if query_encoder.vocab_size != index.vocab_size:
-        raise InputError(f"the index has a {index.vocab_size}-term vocabulary but model '{model}' has "
-                         f"{query_encoder.vocab_size}; pass the --model it was built with", path=index_dir)
-    return InferenceFreeRetriever(query_encoder, index), model, idf_path
+# The query-side functions live in the torch-free idfsplade.search.index_folder (search and serve import
+# them from there); re-exported for existing callers.
+index_info = index_folder.index_info
+resolve_source = index_folder.resolve_source
+open_index_retriever = index_folder.open_index_retriever
 
 
 def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Path, docs_dir: Path | None = None,
@@ -160,8 +126,10 @@ def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Pa
     docs, doc_ids = encode_corpus(model, dataset, docs_dir, spec, idf_file, progress)
     _, _, meta = load_csr(docs_dir)
     index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta))
-    index.save(work / "index")
-    return InferenceFreeRetriever(QueryEncoder.from_model(model), index, name=spec.label), docs
+    query_encoder = QueryEncoder.from_model(model)
+    # With a copy of the query side and the documents, so search and serve need neither the model nor torch.
+    index_folder.write_index(index, work / "index", query=query_encoder, corpus=dataset.corpus_path)
+    return InferenceFreeRetriever(query_encoder, index, name=spec.label), docs
 
 
 def run_and_score(retriever: Retriever, dataset: BeirDataset, queries: dict[str, str],

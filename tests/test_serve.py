@@ -48,8 +48,15 @@ def queries(adi_path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def client(retriever):
-    with TestClient(create_app(retriever, model="splade-tiny", idf="adi", limits=LIMITS)) as test_client:
+def source(retriever):
+    from idfsplade.search.index_folder import describe_source
+
+    return describe_source(retriever.query_encoder, "splade-tiny", "adi-idf.json")
+
+
+@pytest.fixture(scope="module")
+def client(retriever, source):
+    with TestClient(create_app(retriever, source, limits=LIMITS)) as test_client:
         yield test_client
 
 
@@ -92,12 +99,16 @@ def test_query_with_no_known_token_returns_nothing(client):
     assert (response.json()["ids"], response.json()["scores"]) == ([], [])
 
 
-def test_health_reports_what_is_served(client):
+def test_health_reports_what_is_served(client, source):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "documents": 82, "model": "splade-tiny", "idf": "adi",
+    assert response.json() == {"status": "ok", "documents": 82, "model": "splade-tiny",
+                               "tokenizer": {"name": "tokenizer.json", "sha256": source.tokenizer.sha256},
+                               "idf": {"name": "adi-idf.json", "sha256": source.idf.sha256},
+                               "document_store": False,
                                "limits": {"max_query_chars": 300, "max_k": 50, "max_batch": 4,
                                           "max_body_bytes": 4096}}
+    assert len(source.tokenizer.sha256) == len(source.idf.sha256) == 64
 
 
 def test_openapi_publishes_the_limits(client):
@@ -192,9 +203,15 @@ def saved_index(tmp_path_factory, adi_docs, adi_idf, splade_tiny_path):
 
 
 def test_load_app_uses_the_index_provenance(saved_index, retriever, queries, splade_tiny_path):
+    """An index without a copy of the query side (the format before it had one) still serves: the
+    recorded model is loaded. /health names it and checksums the idf file, and shows no server path."""
+    import hashlib
+
     with TestClient(load_app(ServeConfig(saved_index))) as loaded:
         health = loaded.get("/health").json()
-        assert (health["model"], health["idf"]) == (splade_tiny_path, str(saved_index.parent / "idf.json"))
+        idf_sha = hashlib.sha256((saved_index.parent / "idf.json").read_bytes()).hexdigest()
+        assert (health["model"], health["idf"]) == ("splade-tiny", {"name": "idf.json", "sha256": idf_sha})
+        assert str(saved_index.parent) not in loaded.get("/health").text
         for text in queries[:5]:
             got = loaded.post("/search", json={"query": text, "k": 10}).json()
             want = _expected(retriever, text, 10)

@@ -68,48 +68,91 @@ def encode(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")],
 @app.command()
 def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsplade encode`.")],
           output: Annotated[Path, typer.Option("--out", "-o", help="Index folder.")],
-          top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None) -> None:
-    """Build the exact inverted index from encoded documents (optionally pruned), atomically."""
+          top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None,
+          model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model whose query side to copy "
+                                                       "into the index. Default: the one the vectors record.")] = None,
+          idf_path: Annotated[Optional[str], typer.Option("--idf", help="idf.json path or 'model'. Default: the "
+                                                          "idf the vectors were encoded with.")] = None,
+          corpus: Annotated[Optional[Path], typer.Option(help="corpus.jsonl to copy the documents from. Default: "
+                                                         "the one the vectors were encoded from.")] = None,
+          documents: Annotated[bool, typer.Option(help="Store the documents (title, text) for search results.")
+                               ] = True) -> None:
+    """Build the exact inverted index from encoded documents (optionally pruned), atomically, with a
+    copy of the query side (tokenizer.json + idf.json) and the documents, so that search needs no model."""
     from idfsplade.index import InvertedIndex
-    from idfsplade.pipeline import index_info
+    from idfsplade.search.index_folder import index_info, query_encoder_from_model, resolve_source, write_index
     from idfsplade.vectors import load_csr, prune_rows
 
     matrix, ids, meta = load_csr(encoded)
     matrix = prune_rows(matrix, _prune(top_k, max_ratio, threshold))
-    built = InvertedIndex.from_csr(matrix, ids, info=index_info(meta))
-    built.save(output)
-    console.print(f"wrote {output}: {len(built)} docs, {built.nnz} postings")
+    info = index_info(meta)
+    built = InvertedIndex.from_csr(matrix, ids, info=info)
+    query = None
+    if model or info.get("model"):
+        query = query_encoder_from_model(*resolve_source(encoded, info, model, idf_path))
+        if query.vocab_size != built.vocab_size:
+            raise InputError(f"the vectors have a {built.vocab_size}-term vocabulary but the model has "
+                             f"{query.vocab_size}; pass the --model they were encoded with", path=encoded)
+    else:
+        console.print("note: the vectors record no model, so the index holds no query side: search it with --model")
+    if documents and corpus is None and info.get("corpus"):
+        corpus = Path(info["corpus"])
+        if not corpus.is_file():
+            console.print(f"note: {corpus} (the corpus the vectors were encoded from) is not here: the index "
+                          f"holds no documents; pass --corpus")
+            corpus = None
+    write_index(built, output, query, corpus if documents else None)
+    stored = " + query side" * (query is not None) + " + documents" * (documents and corpus is not None)
+    console.print(f"wrote {output}: {len(built)} docs, {built.nnz} postings{stored}")
 
 
 @app.command()
 def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
            query: Annotated[Optional[str], typer.Option("--query", "-q", help="One query text.")] = None,
            queries: Annotated[Optional[Path], typer.Option(help="queries.jsonl to run in batch.")] = None,
-           model: Annotated[Optional[str], typer.Option("--model", "-m", help="Default: the index's model.")] = None,
+           model: Annotated[Optional[str], typer.Option("--model", "-m", help="Default: the query side the index "
+                                                        "holds (or, for an older index, its recorded model).")] = None,
            idf_path: Annotated[Optional[str], typer.Option("--idf", help="idf.json path or 'model'. "
                                                            "Default: the idf the index was encoded with.")] = None,
            k: int = 10,
            prune_ratio: Annotated[Optional[float], typer.Option(
                help="Query-time pruning: drop tokens whose idf < ratio × the query's max idf.")] = None,
-           run: Annotated[Optional[Path], typer.Option(help="Write a TREC run here (with --queries).")] = None
+           run: Annotated[Optional[Path], typer.Option(help="Write a TREC run here (with --queries).")] = None,
+           explain: Annotated[bool, typer.Option(help="Under each hit, its matched tokens: idf × document "
+                                                 "weight = contribution; they sum to the score.")] = False
            ) -> None:
-    """Search an index with no model call: the query is the idf of its tokens."""
-    from idfsplade.data import iter_queries
-    from idfsplade.evaluate import write_trec_run
-    from idfsplade.pipeline import open_index_retriever
+    """Search an index with no model call: the query is the idf of its tokens.
+
+    Prints rank, id, score and, when the index stores documents, title and snippet (tab-separated).
+    """
+    from idfsplade.search.index_folder import open_documents, open_index_retriever
 
     if (query is None) == (queries is None):
         raise InputError("give exactly one of --query or --queries")
-    retriever, _, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
+    if k < 1:
+        raise InputError(f"--k must be at least 1, got {k}", field="--k")
+    retriever, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
     if query is not None:
-        hits = retriever.search(query, k)
-        for rank, (doc, score) in enumerate(zip(hits.ids, hits.scores), 1):
-            typer.echo(f"{rank}\t{doc}\t{score:.4f}")  # plain tabs: rich would expand them
+        from idfsplade.search.hits import HitBuilder
+
+        hits, _ = HitBuilder(retriever, open_documents(index_dir)).search(query, k, explain=explain)
+        for hit in hits:
+            line = f"{hit.rank}\t{hit.id}\t{hit.score:.4f}"
+            if hit.title is not None:
+                line += f"\t{hit.title}\t{hit.snippet}"
+            typer.echo(line)  # plain tabs: rich would expand them
+            if hit.explanation is not None:
+                typer.echo("\t= " + " + ".join(f"{c.token} {c.idf:.3f}×{c.weight:.3f}" for c in hit.explanation)
+                           + f" = {sum(c.contribution for c in hit.explanation):.4f}")
         return
+    from idfsplade.data import iter_queries
+
     texts = {q.id: q.text for q in iter_queries(queries)}
     with progress_factory() as make:
         results = retriever.search_many(texts, k=k, progress=make("search", len(texts)))
     if run is not None:
+        from idfsplade.evaluate.trec import write_trec_run
+
         write_trec_run(run, results, tag="idfsplade")
         console.print(f"wrote {run}: {len(results)} queries")
     else:

@@ -34,25 +34,43 @@ def document_text(doc: Document) -> str:
     return f"{doc.title} {doc.text}" if doc.title else doc.text
 
 
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line of a UTF-8 file, without its line break.
+
+    Decoded line by line, so invalid UTF-8 is an :class:`InputError` naming the line; a UTF-8
+    byte-order mark at the start (files saved by Windows tools) is skipped.
+    """
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    if path.is_dir():
+        raise InputError("expected a file, got a folder", path=path)
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield lineno, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"invalid UTF-8 (byte {exc.start + 1} of the line: {raw[exc.start:exc.start + 4]!r})",
+                                 path=path, line=lineno) from None
+
+
 def iter_jsonl(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` for each non-blank line; a malformed line or a missing ``required``
     field is an :class:`InputError` naming the file, line and field."""
-    if not path.exists():
-        raise InputError("file not found", path=path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON ({exc.msg})", path=path, line=lineno) from None
-            if not isinstance(record, dict):
-                raise InputError("expected a JSON object", path=path, line=lineno)
-            for name in required:
-                if name not in record:
-                    raise InputError("missing field", path=path, line=lineno, field=name)
-            yield lineno, record
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"malformed JSON ({exc.msg})", path=path, line=lineno) from None
+        if not isinstance(record, dict):
+            raise InputError("expected a JSON object", path=path, line=lineno)
+        for name in required:
+            if name not in record:
+                raise InputError("missing field", path=path, line=lineno, field=name)
+        yield lineno, record
 
 
 def _string_field(record: dict, name: str, path: Path, lineno: int, required: bool = True) -> str:
@@ -83,6 +101,8 @@ def iter_corpus(path: str | Path) -> Iterator[Document]:
         seen.add(doc_id)
         yield Document(doc_id, _string_field(record, "title", path, lineno, required=False),
                        _string_field(record, "text", path, lineno))
+    if not seen:
+        raise InputError("the corpus is empty (no documents)", path=path)
 
 
 def iter_queries(path: str | Path) -> Iterator[Query]:
@@ -95,6 +115,8 @@ def iter_queries(path: str | Path) -> Iterator[Query]:
             raise InputError(f"duplicate query id {query_id!r}", path=path, line=lineno, field="_id")
         seen.add(query_id)
         yield Query(query_id, _string_field(record, "text", path, lineno))
+    if not seen:
+        raise InputError("no queries in this file", path=path)
 
 
 def load_qrels(path: str | Path, query_ids: set[str] | None = None,
@@ -104,31 +126,33 @@ def load_qrels(path: str | Path, query_ids: set[str] | None = None,
     When ``query_ids`` / ``doc_ids`` are given, a qrel naming an id outside them is an error.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path=path)
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if lineno == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
-                continue
-            if len(parts) != 3:
-                raise InputError(f"expected 3 tab-separated columns, got {len(parts)}", path=path, line=lineno)
-            qid, did, score = (p.strip() for p in parts)
-            try:
-                relevance = int(float(score))
-            except ValueError:
-                raise InputError(f"score {score!r} is not a number", path=path, line=lineno, field="score") from None
-            if query_ids is not None and qid not in query_ids:
-                raise InputError(f"unknown query id {qid!r}", path=path, line=lineno, field="query-id")
-            if doc_ids is not None and did not in doc_ids:
-                raise InputError(f"unknown document id {did!r}", path=path, line=lineno, field="corpus-id")
-            if did in qrels.get(qid, {}):
-                raise InputError(f"duplicate judgment for ({qid!r}, {did!r})", path=path, line=lineno)
-            qrels.setdefault(qid, {})[did] = relevance
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if lineno == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
+            continue
+        if len(parts) != 3:
+            raise InputError(f"expected 3 tab-separated columns, got {len(parts)}", path=path, line=lineno)
+        qid, did, score = (p.strip() for p in parts)
+        try:
+            value = float(score)
+        except ValueError:
+            raise InputError(f"score {score!r} is not a number", path=path, line=lineno, field="score") from None
+        if not value.is_integer():  # trec_eval grades are integers: never floor 0.5 to 0 silently
+            raise InputError(f"relevance grade {score!r} is not a whole number", path=path, line=lineno,
+                             field="score")
+        relevance = int(value)
+        if query_ids is not None and qid not in query_ids:
+            raise InputError(f"unknown query id {qid!r}", path=path, line=lineno, field="query-id")
+        if doc_ids is not None and did not in doc_ids:
+            raise InputError(f"unknown document id {did!r}", path=path, line=lineno, field="corpus-id")
+        if did in qrels.get(qid, {}):
+            raise InputError(f"duplicate judgment for ({qid!r}, {did!r})", path=path, line=lineno)
+        qrels.setdefault(qid, {})[did] = relevance
+    if not qrels:
+        raise InputError("no relevance judgments in this file", path=path)
     return qrels
 
 

@@ -107,9 +107,13 @@ class IdfTable:
         """Read an ``idf.json``; vocabulary tokens absent from it get :data:`MISSING_TOKEN_IDF`."""
         path = Path(path)
         try:
-            table = json.loads(path.read_text(encoding="utf-8"))
+            table = json.loads(path.read_bytes().decode("utf-8-sig"))  # -sig: a byte-order mark is fine
         except FileNotFoundError:
             raise InputError("file not found", path=path) from None
+        except IsADirectoryError:
+            raise InputError("expected an idf.json file, got a folder", path=path) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8 (byte {exc.start})", path=path) from None
         except json.JSONDecodeError as exc:
             raise InputError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
         if not isinstance(table, dict):

@@ -18,7 +18,7 @@ class SearchHits:
 
     ids: list[str]
     scores: np.ndarray  # float32, descending
-
+    rows: np.ndarray | None = None  # the hits' index rows (intp), when the backend has rows
 
 @runtime_checkable
 class SparseIndex(Protocol):
@@ -39,7 +39,11 @@ def read_index_meta(path: str | Path, expected_format: str, kind: str) -> dict:
     meta_path = Path(path) / "meta.json"
     if not meta_path.exists():
         raise InputError(f"not {kind} folder (no meta.json)", path=path)
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format") != expected_format:
-        raise InputError(f"unknown index format {meta.get('format')!r}", path=meta_path, field="format")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"unreadable ({type(exc).__name__}): rebuild the index", path=meta_path) from None
+    if not isinstance(meta, dict) or meta.get("format") != expected_format:
+        raise InputError(f"unknown index format {meta.get('format') if isinstance(meta, dict) else None!r}",
+                         path=meta_path, field="format")
     return meta

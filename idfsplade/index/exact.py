@@ -23,15 +23,19 @@ slower than this on the benchmark's Zipf queries, so numba is not used. Timings 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from idfsplade.atomic import atomic_dir, atomic_save_npy, atomic_write_json
 from idfsplade.index.base import SearchHits, read_index_meta
+
+if TYPE_CHECKING:  # scipy is imported where a matrix is built: loading and searching an index never need it
+    import scipy.sparse as sp
 
 FORMAT = "idfsplade-inverted-index/1"
 
@@ -77,6 +81,28 @@ class InvertedIndex:
     def __len__(self) -> int:
         return len(self.doc_ids)
 
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {doc_id: row for row, doc_id in enumerate(self.doc_ids)}
+
+    def row_of(self, doc_id: str) -> int:
+        """The row of a document id (KeyError if absent)."""
+        return self._rows[doc_id]
+
+    def term_weights(self, row: int, term_ids: np.ndarray) -> np.ndarray:
+        """``w_d(t)`` of document ``row`` for each of ``term_ids`` (float32; 0 where it has no posting):
+        one binary search per term in its row-sorted postings list."""
+        term_ids = np.asarray(term_ids, dtype=np.int64).ravel()
+        out = np.zeros(len(term_ids), dtype=np.float32)
+        for i, term in enumerate(term_ids):
+            if not 0 <= term < self.vocab_size:
+                continue
+            s, e = int(self.term_ptr[term]), int(self.term_ptr[term + 1])
+            pos = s + int(np.searchsorted(self.postings_docs[s:e], row))
+            if pos < e and self.postings_docs[pos] == row:
+                out[i] = self.postings_weights[pos]
+        return out
+
     @property
     def nnz(self) -> int:
         return int(self.term_ptr[-1])
@@ -84,6 +110,8 @@ class InvertedIndex:
     @classmethod
     def from_csr(cls, docs: sp.csr_matrix, doc_ids: list[str], info: dict | None = None) -> InvertedIndex:
         """Build from a (documents × vocabulary) matrix; explicit zeros are dropped."""
+        import scipy.sparse as sp
+
         if docs.shape[0] != len(doc_ids):
             raise ValueError(f"{docs.shape[0]} vectors but {len(doc_ids)} ids")
         csc = sp.csc_matrix(docs, dtype=np.float32, copy=True)
@@ -92,12 +120,19 @@ class InvertedIndex:
         return cls(csc.indptr.astype(np.int64), csc.indices.astype(np.int32), csc.data.astype(np.float32),
                    list(doc_ids), info)
 
-    def save(self, path: str | Path) -> None:
-        """Write the index folder atomically (built under a temp name, then renamed)."""
+    def save(self, path: str | Path, attach: Callable[[Path], dict | None] | None = None) -> None:
+        """Write the index folder atomically (built under a temp name, then renamed).
+
+        ``attach(folder)`` may add files of its own to the folder before it is swapped into place (the
+        query side, a document store); what it returns is merged into ``info``. The index itself never
+        reads them.
+        """
         with atomic_dir(path) as tmp:
             atomic_save_npy(tmp / "term_ptr.npy", self.term_ptr)
             atomic_save_npy(tmp / "postings_docs.npy", self.postings_docs)
             atomic_save_npy(tmp / "postings_weights.npy", self.postings_weights)
+            if attach is not None:
+                self.info = {**self.info, **(attach(tmp) or {})}
             atomic_write_json(tmp / "meta.json", {"format": FORMAT, "n_docs": len(self), "nnz": self.nnz,
                                                   "vocab_size": self.vocab_size, "info": self.info,
                                                   "doc_ids": self.doc_ids},
@@ -294,7 +329,7 @@ class InvertedIndex:
             chosen = np.concatenate((above, ties))
             rows, scores = rows[chosen], scores[chosen]
         order = np.lexsort((rows, -scores))
-        return SearchHits(self._doc_ids_array[rows[order]].tolist(), scores[order])
+        return SearchHits(self._doc_ids_array[rows[order]].tolist(), scores[order], rows[order])
 
 
 def _kth_largest(values: np.ndarray, k: int) -> float:

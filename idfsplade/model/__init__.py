@@ -1,10 +1,28 @@
 """Models: the inference-free sparse encoder (sentence-transformers ``SparseEncoder``), its
-model-free query side, and the document encoder that writes sparse vectors to disk."""
+model-free query side, and the document encoder that writes sparse vectors to disk.
 
-from idfsplade.model.document import DocumentEncoder
-from idfsplade.model.inference_free import build_inference_free_encoder, load_sparse_encoder, query_weights
+The torch-free parts (``QueryEncoder``, ``SparseQuery``, the model registry) import eagerly; the rest
+imports torch and sentence-transformers, so it is loaded on first use: ``idfsplade search`` and the
+service read the query side without ever importing torch.
+"""
+
+from importlib import import_module
+
 from idfsplade.model.query import QueryEncoder, SparseQuery
 from idfsplade.model.registry import PACKAGED_MODELS, resolve_model
 
+_LAZY = {
+    "DocumentEncoder": "idfsplade.model.document",
+    "build_inference_free_encoder": "idfsplade.model.inference_free",
+    "load_sparse_encoder": "idfsplade.model.inference_free",
+    "query_weights": "idfsplade.model.inference_free",
+}
+
 __all__ = ["DocumentEncoder", "build_inference_free_encoder", "load_sparse_encoder", "query_weights",
            "QueryEncoder", "SparseQuery", "PACKAGED_MODELS", "resolve_model"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from idfsplade.index.base import SearchHits, SparseIndex
-from idfsplade.model.query import QueryEncoder
+from idfsplade.query.encoder import QueryEncoder
 
 Run = dict[str, dict[str, float]]  # query id -> {doc id: score}, the shape ir-measures and TREC files take
 

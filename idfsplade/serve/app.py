@@ -15,45 +15,87 @@ into the retriever real, and they are safe:
 # No ``from __future__ import annotations``: FastAPI must see the request models built inside
 # ``create_app`` as real classes, not as names it would look up in this module's globals.
 import time
+from typing import Annotated
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse
 
+from idfsplade.data.store import DocumentStore
 from idfsplade.search import InferenceFreeRetriever
+from idfsplade.search.hits import HitBuilder
+from idfsplade.search.index_folder import QuerySource
 from idfsplade.serve.body_limit import BodySizeLimit
 from idfsplade.serve.limits import ServeLimits
-from idfsplade.serve.schemas import Health, SearchResult, request_models
+from idfsplade.serve.page import render_page
+from idfsplade.serve.schemas import Artefact, Health, Hit, SearchResult, TokenContribution, request_models
 
 
-def create_app(retriever: InferenceFreeRetriever, *, model: str, idf: str,
-               limits: ServeLimits | None = None) -> FastAPI:
-    """Serve ``retriever``; ``model`` and ``idf`` are what ``/health`` reports it was loaded from."""
+def create_app(retriever: InferenceFreeRetriever, source: QuerySource, *, limits: ServeLimits | None = None,
+               documents: DocumentStore | None = None) -> FastAPI:
+    """Serve ``retriever``; ``source`` is what ``/health`` reports it was loaded from, ``documents`` the
+    store that gives hits their titles and snippets (None: ids and scores only)."""
     limits = limits or ServeLimits()
     search_request, batch_request = request_models(limits)
+    builder = HitBuilder(retriever, documents)
     app = FastAPI(title="idfsplade search",
                   description="Inference-free sparse retrieval: the query is the idf of its tokens, "
                               "scored on an inverted index of SPLADE document vectors.")
 
-    def run(text: str, k: int) -> SearchResult:
+    def run(text: str, k: int, explain: bool = False, with_documents: bool = True) -> SearchResult:
         start = time.perf_counter()
-        hits = retriever.search(text, k)
+        hits, _ = builder.search(text, k, documents=with_documents, explain=explain)
         took_ms = (time.perf_counter() - start) * 1000
-        return SearchResult(ids=hits.ids, scores=hits.scores.tolist(), took_ms=took_ms)
+        return SearchResult(ids=[h.id for h in hits], scores=[h.score for h in hits], took_ms=took_ms,
+                            hits=[_hit(h) for h in hits])
 
     @app.post("/search", response_model=SearchResult)
-    def search(request: search_request) -> SearchResult:  # type: ignore[valid-type]
+    def search(request: search_request,  # type: ignore[valid-type]
+               explain: Annotated[bool, Query(description="Same as the body's explain.")] = False
+               ) -> SearchResult:
         """Top-k documents for one query."""
-        return run(request.query, request.k)
+        return run(request.query, request.k, request.explain or explain, request.documents)
+
+    @app.get("/search", response_model=SearchResult)
+    def search_get(q: Annotated[str, Query(min_length=1, max_length=limits.max_query_chars,
+                                           description="The query text.")],
+                   k: Annotated[int, Query(ge=1, le=limits.max_k, description="Number of documents.")] = 10,
+                   explain: Annotated[bool, Query(description="Add matched tokens and contributions.")] = False,
+                   documents: Annotated[bool, Query(description="Add titles and snippets.")] = True
+                   ) -> SearchResult:
+        """Top-k documents for one query given in the URL (what the page at / calls)."""
+        if not q.strip():
+            raise HTTPException(422, [{"type": "value_error", "loc": ["query", "q"],
+                                       "msg": "Value error, query is empty or whitespace only", "input": q}])
+        return run(q, k, explain, documents)
 
     @app.post("/search/batch", response_model=list[SearchResult])
-    def search_batch(request: batch_request) -> list[SearchResult]:  # type: ignore[valid-type]
+    def search_batch(request: batch_request,  # type: ignore[valid-type]
+                     explain: Annotated[bool, Query(description="Same as the body's explain.")] = False
+                     ) -> list[SearchResult]:
         """Top-k documents for each query, in the order given."""
-        return [run(text, request.k) for text in request.queries]
+        return [run(text, request.k, request.explain or explain, request.documents) for text in request.queries]
 
     @app.get("/health", response_model=Health)
     def health() -> Health:
-        """Liveness plus what is being served."""
-        return Health(status="ok", documents=len(retriever.index), model=model, idf=idf,
-                      limits=limits.as_dict())
+        """Liveness plus what is being served: names and checksums, no server paths."""
+        return Health(status="ok", documents=len(retriever.index), model=source.model,
+                      tokenizer=Artefact(**source.tokenizer.as_dict()), idf=Artefact(**source.idf.as_dict()),
+                      document_store=documents is not None, limits=limits.as_dict())
+
+    page = render_page(max_query_chars=limits.max_query_chars, max_k=limits.max_k)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index_page() -> HTMLResponse:
+        """A search page: a box, results with titles, snippets, scores and the matched tokens."""
+        return HTMLResponse(page)
 
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
     return app
+
+
+def _hit(hit) -> Hit:
+    explanation = None if hit.explanation is None else [
+        TokenContribution(token=c.token, idf=c.idf, weight=c.weight, contribution=c.contribution)
+        for c in hit.explanation]
+    return Hit(id=hit.id, score=hit.score, title=hit.title, snippet=hit.snippet, title_highlights=hit.title_highlights,
+               highlights=hit.highlights, explanation=explanation)

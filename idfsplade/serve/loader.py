@@ -1,8 +1,10 @@
 """From an index folder to a ready app: which model and idf to query it with, loaded once.
 
-The index records its provenance in ``index.info`` (``model`` and ``idf_file``), so by default the
-service queries it with the same model and idf it was built with; ``--model`` and ``--idf`` override. Uvicorn's extra worker processes cannot be handed an app object, so the same
-settings also travel through one environment variable to :func:`app_from_env`.
+An index folder holds a copy of the query side it was built for (``tokenizer.json`` + ``idf.json``),
+so by default the service queries it with exactly that, without loading a model or importing torch;
+``--model`` and ``--idf`` override (see :func:`idfsplade.search.index_folder.open_query_side`).
+Uvicorn's extra worker processes cannot be handed an app object, so the same settings also travel
+through one environment variable to :func:`app_from_env`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from idfsplade.errors import InputError
-from idfsplade.pipeline import open_index_retriever
+from idfsplade.search.index_folder import open_documents, open_index_retriever
 from idfsplade.serve.app import create_app
 from idfsplade.serve.limits import ServeLimits
 
@@ -41,9 +43,10 @@ class ServeConfig:
 
 
 def load_app(config: ServeConfig) -> FastAPI:
-    """Load the index (memory-mapped) and the query side of the model, then build the app."""
-    retriever, model, idf_path = open_index_retriever(Path(config.index_dir), config.model, config.idf)
-    return create_app(retriever, model=model, idf=idf_path or "model", limits=config.limits)
+    """Load the index (memory-mapped), its query side (tokenizer.json + idf.json: no torch) and its
+    document store, then build the app."""
+    retriever, source = open_index_retriever(Path(config.index_dir), config.model, config.idf)
+    return create_app(retriever, source, limits=config.limits, documents=open_documents(config.index_dir))
 
 
 def app_from_env() -> FastAPI:
