@@ -27,14 +27,12 @@ def idf(dataset: Annotated[Path, typer.Argument(help="BEIR folder or a corpus.js
         output: Annotated[Path, typer.Option("--out", "-o", help="Where to write idf.json.")],
         model: ModelOpt = "splade-tiny") -> None:
     """Compute OpenSearch-format idf.json (token → ln(1+(N−df+0.5)/(df+0.5))) over a corpus."""
-    from transformers import AutoTokenizer
-
     from idfsplade.data import document_text, iter_corpus
     from idfsplade.idf import IdfTable
-    from idfsplade.model import resolve_model
+    from idfsplade.model.inference_free import load_tokenizer
 
     corpus = dataset / "corpus.jsonl" if dataset.is_dir() else dataset
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
+    tokenizer = load_tokenizer(model)  # alias, hub id, masked-LM folder or a trained run's <run>/model
     with progress_factory() as make:
         table = IdfTable.from_corpus((document_text(d) for d in iter_corpus(corpus)), tokenizer,
                                      progress=make("idf", sum(1 for _ in iter_corpus(corpus))))

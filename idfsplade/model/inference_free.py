@@ -83,9 +83,12 @@ def load_tokenizer(name_or_path: str):
             if (folder / sub / "tokenizer_config.json").exists():
                 return AutoTokenizer.from_pretrained(str(folder / sub))
         raise InputError("no tokenizer in this sentence-transformers folder", path=path)
+    if folder.is_dir() and (folder / "sparse_tokenize.zip").exists():
+        raise InputError("an `idfsplade export opensearch` folder holds no document model; give the model it "
+                         "was exported from", path=path)
     try:
         return AutoTokenizer.from_pretrained(path)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a folder without tokenizer files
         raise InputError(f"cannot load a tokenizer ({str(exc).splitlines()[0]})", path=path) from None
 
 
@@ -138,6 +141,10 @@ def load_sparse_encoder(name_or_path: str, idf: IdfTable | str | Path | None = N
         return model
     if not Path(path).exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
         raise InputError("model folder not found", path=path)
+    if Path(path).is_dir() and not (Path(path) / "config.json").exists():
+        hint = (" (an `idfsplade export opensearch` folder holds only the exported model; give the model it was "
+                "exported from)" if (Path(path) / "sparse_tokenize.zip").exists() else "")
+        raise InputError(f"not a model folder: no config.json or modules.json{hint}", path=path)
     return build_inference_free_encoder(path, idf, device=device)
 
 
