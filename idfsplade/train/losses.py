@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from sentence_transformers.sparse_encoder.losses import SpladeLoss
 from torch import Tensor, nn
 
+from idfsplade.train.query_head import QueryVocabSpladeLoss
+
 OBJECTIVES = ("kl", "margin_mse", "info_nce")
 
 
@@ -97,8 +99,15 @@ class EnsembleDistillationLoss(nn.Module):
 
 def build_loss(model: nn.Module, scorer, objective: str, scope: str, flops_weight: float,
                l0_threshold: int | None, student_temperature: float = 1.0,
-               teacher_temperature: float = 1.0) -> SpladeLoss:
-    """Ranking loss + FLOPS on document vectors only (queries are static, nothing to regularise)."""
+               teacher_temperature: float = 1.0, head: str = "sample", flops_sample_columns: int = 1024,
+               flops_full_every: int = 10, seed: int = 0) -> SpladeLoss:
+    """Ranking loss + FLOPS on document vectors only (queries are static, nothing to regularise).
+
+    ``head`` (:mod:`idfsplade.train.query_head`): ``full`` is sentence-transformers' ``SpladeLoss`` as
+    is; ``query``/``sample``/``periodic`` compute document logits only at the batch's query columns
+    (exact for the ranking loss) and differ in how the FLOPS term is paid for when λ > 0.
+    """
     ranking = EnsembleDistillationLoss(model, scorer, objective, scope, student_temperature, teacher_temperature)
-    return SpladeLoss(model, ranking, document_regularizer_weight=flops_weight, query_regularizer_weight=None,
-                      document_regularizer_threshold=l0_threshold)
+    return QueryVocabSpladeLoss(model, ranking, flops_weight, document_regularizer_threshold=l0_threshold,
+                                head=head, sample_columns=flops_sample_columns, full_every=flops_full_every,
+                                seed=seed)
