@@ -23,6 +23,7 @@ from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
 from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder
 from idfsplade.search import BM25Retriever, InferenceFreeRetriever, index_folder
+from idfsplade.search.hybrid import HybridSpec, fuse_runs, sparse_weights
 from idfsplade.search.retriever import Retriever, Run
 from idfsplade.vectors import PruneConfig, load_csr, sparsity_stats
 
@@ -142,30 +143,47 @@ def run_and_score(retriever: Retriever, dataset: BeirDataset, queries: dict[str,
 
 def evaluate_dataset(dataset: BeirDataset, split: str, work: Path, specs: list[SparseModelSpec],
                      bm25: bool = True, bm25_stemmers: tuple[str | None, ...] = (None,), k: int = 100,
-                     progress: Progress = no_progress) -> list[ResultRow]:
+                     progress: Progress = no_progress, hybrid: HybridSpec | None = None) -> list[ResultRow]:
     """BM25 (if ``bm25``: one row per stemmer, ``None`` = no stemming) and each sparse model on one
-    dataset split; writes the runs and returns one row each."""
+    dataset split; writes the runs and returns one row each.
+
+    With ``hybrid``, each sparse model's run is also fused with the BM25 run of ``hybrid.lexical``
+    (OpenSearch's min-max + weighted mean, or RRF; :mod:`idfsplade.search.hybrid`), both ``k`` deep:
+    one more row per model, ``hybrid bm25-stem+<model> idf=… (<method> w=<sparse weight>)``.
+    """
     docs = list(dataset.iter_corpus())  # parsed once: ids for the qrels check, texts for BM25
     doc_ids = [d.id for d in docs]
     queries, qrels = dataset.split_queries(split, doc_ids=set(doc_ids))
     rows = []
+    lexical_runs: dict[str | None, Run] = {}  # stemmer -> run, for the hybrid rows
     if bm25:
         texts = [document_text(d) for d in docs]
         for stemmer in bm25_stemmers:
             retriever = BM25Retriever(doc_ids, texts, stemmer=stemmer)
-            rows.append(run_and_score(retriever, dataset, queries, qrels, work, k, progress)[1])
+            lexical_runs[stemmer], row = run_and_score(retriever, dataset, queries, qrels, work, k, progress)
+            rows.append(row)
+    if hybrid is not None and hybrid.stemmer not in lexical_runs:
+        lexical = BM25Retriever(doc_ids, [document_text(d) for d in docs], stemmer=hybrid.stemmer)
+        lexical_runs[hybrid.stemmer] = lexical.search_many(queries, k=k)
     for spec in specs:
         model_work = work / _slug(spec)
         # Vectors depend on model and pruning, not on the IDF: runs with other IDFs share them.
         vectors = work / "vectors" / _slug(spec, with_idf=False)
         retriever, docs = build_sparse_retriever(spec, dataset, model_work, vectors, progress)
-        _, row = run_and_score(retriever, dataset, queries, qrels, model_work, k, progress)
+        run, row = run_and_score(retriever, dataset, queries, qrels, model_work, k, progress)
         q_matrix = retriever.query_encoder.to_csr(retriever.query_encoder.encode_batch(list(queries.values())))
         stats = sparsity_stats(q_matrix, docs)
         row.query_active_dims, row.doc_active_dims, row.flops = (stats.query_active_dims, stats.doc_active_dims,
                                                                   stats.flops)
         row.retriever = f"{retriever.name} idf={_idf_label(spec.idf)}"
         rows.append(row)
+        if hybrid is not None:
+            fused = fuse_runs([lexical_runs[hybrid.stemmer], run], sparse_weights(hybrid.weight, hybrid.method),
+                              hybrid.method, hybrid.rank_constant, k)
+            name = f"hybrid {hybrid.lexical}+{row.retriever} ({hybrid.label})"
+            write_trec_run(model_work / "runs" / f"hybrid-{hybrid.lexical}-{hybrid.label.replace(' ', '-')}.trec",
+                           fused, tag="hybrid")
+            rows.append(ResultRow(dataset.name, name, evaluate_run(qrels, fused)))
     return rows
 
 

@@ -168,6 +168,14 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
              idf_source: IdfOpt = "corpus",
              bm25: Annotated[bool, typer.Option(help="Also run BM25 (bm25s).")] = True,
              stem: Annotated[bool, typer.Option(help="Add a BM25 row with a Snowball stemmer.")] = False,
+             hybrid: Annotated[bool, typer.Option(
+                 help="Add a row per model fusing its run with stemmed BM25 (OpenSearch hybrid query).")] = False,
+             hybrid_weight: Annotated[Optional[float], typer.Option(
+                 help="Weight of the sparse side in [0, 1] (BM25 gets 1 - it). Default: the tuned one "
+                      "(idfsplade.search.hybrid.DEFAULT_WEIGHT) for min_max, unweighted for rrf.")] = None,
+             hybrid_method: Annotated[Optional[str], typer.Option(
+                 help="'min_max' (normalization-processor, arithmetic mean) or 'rrf' (k=60). "
+                      "Default: idfsplade.search.hybrid.DEFAULT_METHOD.")] = None,
              k: int = 100, batch_size: int = 32, max_length: int = 512,
              top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None,
              work: Annotated[Optional[Path], typer.Option(help="Work folder (cached vectors, index, runs).")] = None,
@@ -180,6 +188,15 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
 
     if name and len(name) != len(model):
         raise InputError(f"{len(name)} --name for {len(model)} --model: give one label per model", field="--name")
+    if not hybrid and (hybrid_weight is not None or hybrid_method is not None):
+        raise InputError("--hybrid-weight and --hybrid-method need --hybrid", field="--hybrid")
+    hybrid_spec = None
+    if hybrid:
+        from idfsplade.search.hybrid import DEFAULT_METHOD, DEFAULT_WEIGHT, MIN_MAX, HybridSpec
+
+        method = hybrid_method or DEFAULT_METHOD
+        weight = hybrid_weight if hybrid_weight is not None else (DEFAULT_WEIGHT if method == MIN_MAX else None)
+        hybrid_spec = HybridSpec(weight=weight, method=method)
     ds = BeirDataset(dataset)
     work = work or Path("runs") / ds.name
     specs = [SparseModelSpec(model=m, idf=idf_source, batch_size=batch_size, max_length=max_length,
@@ -187,7 +204,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
              for m, label in zip(model, name or [None] * len(model))]
     with progress_factory() as make:
         rows = evaluate_dataset(ds, split, work, specs, bm25=bm25, bm25_stemmers=(None, "english") if stem else (None,),
-                                k=k, progress=make)
+                                k=k, progress=make, hybrid=hybrid_spec)
     out.print(render_table(rows, title=f"{ds.name} ({split})"))
     atomic_write_json(work / "results.json", [r.as_dict() for r in rows])
     atomic_write_text(work / "results.md", render_markdown(rows))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import bm25s
 import numpy as np
 
-from idfsplade.index.base import SearchHits
+from idfsplade.atomic import atomic_dir, atomic_write_json
+from idfsplade.errors import InputError
+from idfsplade.index.base import SearchHits, read_index_meta
 from idfsplade.search.retriever import Run
 
 
@@ -16,18 +20,48 @@ class BM25Retriever:
     words, optionally a Snowball stemmer (PyStemmer). SciFact test nDCG@10: 0.6625 plain, 0.6791 stemmed
     (BEIR reports 0.665 for Elasticsearch)."""
 
+    FORMAT = "idfsplade-bm25s-1"
+
     def __init__(self, doc_ids: list[str], texts: list[str], stemmer: str | None = None,
                  k1: float = 1.2, b: float = 0.75) -> None:
+        self._setup(doc_ids, stemmer, k1, b)
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
+        self.model = bm25s.BM25(k1=k1, b=b)
+        self.model.index(tokens, show_progress=False)
+
+    def _setup(self, doc_ids: list[str], stemmer: str | None, k1: float, b: float) -> None:
         self.name = "bm25" + (f"-stem-{stemmer}" if stemmer else "")
         self.doc_ids = np.asarray(doc_ids, dtype=object)
+        self.stemmer_name, self.k1, self.b = stemmer, k1, b
         self._stemmer = None
         if stemmer:
             import Stemmer
 
             self._stemmer = Stemmer.Stemmer(stemmer)
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
-        self.model = bm25s.BM25(k1=k1, b=b)
-        self.model.index(tokens, show_progress=False)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the index to ``folder`` atomically: bm25s' own files (``BM25.save``) plus ``meta.json``
+        (format, stemmer, k1, b) and ``doc_ids.json``, so an index folder can carry a BM25 side-index."""
+        folder = Path(folder)
+        with atomic_dir(folder) as tmp:
+            self.model.save(str(tmp / "bm25s"), show_progress=False)
+            atomic_write_json(tmp / "doc_ids.json", self.doc_ids.tolist(), indent=None)
+            atomic_write_json(tmp / "meta.json", {"format": self.FORMAT, "stemmer": self.stemmer_name,
+                                                  "k1": self.k1, "b": self.b, "n_docs": len(self.doc_ids)})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, mmap: bool = True) -> BM25Retriever:
+        """The retriever :meth:`save` wrote (score matrix memory-mapped by default)."""
+        folder = Path(folder)
+        meta = read_index_meta(folder, cls.FORMAT, "a BM25 index")
+        doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
+        if len(doc_ids) != meta.get("n_docs"):
+            raise InputError(f"{len(doc_ids)} ids for {meta.get('n_docs')} documents", path=folder / "doc_ids.json")
+        retriever = cls.__new__(cls)
+        retriever._setup(doc_ids, meta.get("stemmer"), float(meta["k1"]), float(meta["b"]))
+        retriever.model = bm25s.BM25.load(str(folder / "bm25s"), mmap=mmap, show_progress=False)
+        return retriever
 
     def _tokenize(self, texts: list[str]):
         return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
