@@ -10,16 +10,9 @@ import pytest
 from idfsplade.data import BeirDataset, document_text
 from idfsplade.errors import InputError
 from idfsplade.train.config import load_config
-from idfsplade.train.examples import ExampleSet, build_supervised, build_weak, weak_pair
+from idfsplade.train.examples import ExampleSet, build_supervised, build_weak
 from idfsplade.train.scorer import EnsembleScorer
 from idfsplade.train.teachers import BM25Teacher, CachedVectors, DenseTeacher, dot_scores
-
-
-def test_weak_pair_title_then_first_sentence():
-    assert weak_pair("A long title here", "Body text.") == ("A long title here", "Body text.")
-    assert weak_pair("", "First sentence is here. The rest follows.") == ("First sentence is here.",
-                                                                          "The rest follows.")
-    assert weak_pair("", "Too short") is None
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +48,9 @@ def test_weak_examples_from_unlabelled_corpus(adi_path, tmp_path):
     weak = build_weak(BeirDataset(adi_path), tmp_path, n_negatives=2, max_pairs=10)
     assert len(weak) == 10
     first = weak.examples[0]
-    assert first.candidates[0] == first.qid.removeprefix("weak-")
-    assert first.query not in weak.passages[first.candidates[0]]  # the pseudo-query is cut out
+    generator, doc_id = first.qid.removeprefix("pq-").split("-", 1)
+    assert first.candidates[0] == f"{doc_id}#pq-{generator}" and doc_id not in first.candidates
+    assert first.query.lower() not in weak.passages[first.candidates[0]].lower()  # the pseudo-query is cut out
 
 
 def test_bad_examples_file_names_line_and_field(tmp_path):

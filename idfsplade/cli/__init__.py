@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from idfsplade.cli import core, export, serve, train  # noqa: F401  (each module registers its commands)
+from idfsplade.cli import adapt, core, export, serve, train  # noqa: F401  (each module registers its commands)
 from idfsplade.cli.app import app, console
 from idfsplade.errors import IdfspladeError
 

@@ -36,6 +36,10 @@ class DataConfig:
     negatives: int = 7
     miners: list[str] = field(default_factory=lambda: ["bm25"])  # bm25, dense
     max_pairs: int | None = None  # weak only
+    # weak only: the mixture of pseudo-query generators (train/examples.py PSEUDO_QUERY_GENERATORS:
+    # title, first_sentence, sentence, span, terms), each tried in random order per document
+    pseudo_queries: list[str] = field(default_factory=lambda: ["title", "sentence", "span", "terms"])
+    pseudo_queries_per_doc: int = 1  # weak only
     cache_dir: str = "runs/cache/train-data"
 
 
@@ -108,7 +112,8 @@ class RunConfig:
 
 CHOICES = {"student.query_weighting": ("idf", "binary"), "data.kind": ("supervised", "weak"),
            "loss.objective": ("kl", "margin_mse", "info_nce"), "loss.scope": ("in_batch", "own_list"),
-           "training.bf16": ("auto", "true", "false"), "teachers.members.kind": ("dense", "sparse", "bm25")}
+           "training.bf16": ("auto", "true", "false"), "teachers.members.kind": ("dense", "sparse", "bm25"),
+           "data.pseudo_queries": ("title", "first_sentence", "sentence", "span", "terms")}
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -39,9 +39,11 @@ def evaluate_teachers(config: RunConfig, dataset: BeirDataset, split: str, work:
     examples = load_examples(config)
     teachers = build_teachers(config, examples)
     scorer = EnsembleScorer.build(examples, teachers, config.teachers.scale, Path(config.teachers.cache_dir))
-    queries, qrels = dataset.split_queries(split)
+    corpus_ids = set(dataset.doc_ids())
+    queries, qrels = dataset.split_queries(split, doc_ids=corpus_ids)
     qids = list(queries)
-    doc_ids = list(examples.passages)
+    # the corpus only: weak (pseudo-query) data adds its cut-down positives to the pool, not documents
+    doc_ids = [d for d in examples.passages if d in corpus_ids]
     per_teacher, rows = [], []
     for (teacher, _), member in zip(teachers, scorer.members):
         scores = dot_scores(teacher.encode_queries([queries[q] for q in qids]), member.passages.get(doc_ids))

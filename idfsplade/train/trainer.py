@@ -64,12 +64,14 @@ def load_examples(config: RunConfig) -> ExampleSet:
     dataset = BeirDataset(data.dataset)
     key = (f"{dataset.name}-{data.kind}-{data.split if data.kind == 'supervised' else 'corpus'}"
            f"-n{data.negatives}-{'+'.join(data.miners)}-s{config.seed}"
-           + (f"-max{data.max_pairs}" if data.max_pairs else ""))
+           + (f"-max{data.max_pairs}" if data.max_pairs else "")
+           + (f"-pq{'+'.join(data.pseudo_queries)}x{data.pseudo_queries_per_doc}" if data.kind == "weak" else ""))
     folder = Path(data.cache_dir) / key
     if data.kind == "supervised":
         return build_supervised(dataset, data.split, folder, data.negatives, tuple(data.miners), seed=config.seed)
+    # weak: pseudo-queries from the corpus alone (idfsplade adapt); queries and qrels are never read
     return build_weak(dataset, folder, data.negatives, tuple(data.miners), max_pairs=data.max_pairs,
-                      seed=config.seed)
+                      seed=config.seed, generators=tuple(data.pseudo_queries), per_doc=data.pseudo_queries_per_doc)
 
 
 def build_teachers(config: RunConfig, examples: ExampleSet) -> list[tuple[Teacher, float]]:
