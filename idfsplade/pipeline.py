@@ -7,6 +7,7 @@ from the same inputs, so an interrupted ``idfsplade evaluate`` resumes where it 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,13 +20,16 @@ from idfsplade.atomic import atomic_write_json
 from idfsplade.data import BeirDataset, document_text
 from idfsplade.errors import InputError
 from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
+from idfsplade.evaluate.metrics import check_depth
+from idfsplade.fingerprint import file_fingerprint, model_fingerprint, read_key, stale_notice
 from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
-from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder
+from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder, resolve_model
+from idfsplade.model.inference_free import load_tokenizer
 from idfsplade.search import BM25Retriever, InferenceFreeRetriever, index_folder
 from idfsplade.search.hybrid import HybridSpec, fuse_runs, sparse_weights
 from idfsplade.search.retriever import Retriever, Run
-from idfsplade.vectors import PruneConfig, load_csr, sparsity_stats
+from idfsplade.vectors import PruneConfig, discard_stale_shards, load_csr, sparsity_stats
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
 
@@ -57,14 +61,31 @@ class SparseModelSpec:
         return path.parent.name if path.name == "model" and path.parent.name else path.name
 
 
+def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of the fast tokenizer's full definition (vocabulary, normaliser, pre-tokeniser)."""
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+
+
 def corpus_idf(dataset: BeirDataset, tokenizer, out: Path, progress: Progress = no_progress) -> IdfTable:
-    """Compute (or reuse) ``out`` = the IDF of the dataset's corpus for ``tokenizer``."""
-    if out.exists():
+    """Compute (or reuse) ``out`` = the IDF of the dataset's corpus for ``tokenizer``.
+
+    Reused only when ``<out stem>.key.json`` records the same corpus bytes and tokenizer. Document
+    frequency is counted over each document's *whole* text, not the encoder's first 512 tokens: IDF
+    is a corpus statistic of the words queries use, as OpenSearch computes it, independent of how
+    far a model reads.
+    """
+    key = {"corpus": file_fingerprint(dataset.corpus_path)["sha256"], "tokenizer": tokenizer_fingerprint(tokenizer),
+           "truncation": None}
+    key_path = out.with_name(out.stem + ".key.json")
+    saved = read_key(key_path)
+    if out.exists() and saved == key:
         return IdfTable.load(out, tokenizer)
+    stale_notice("the IDF", out, saved if out.exists() else None, key)
     n_docs = sum(1 for _ in dataset.iter_corpus())
     advance = progress("idf", n_docs)
     table = IdfTable.from_corpus((document_text(d) for d in dataset.iter_corpus()), tokenizer, progress=advance)
     table.save(out)
+    atomic_write_json(key_path, key)  # after the table: a kill in between leaves no key, so it recomputes
     return table
 
 
@@ -75,40 +96,46 @@ def load_model(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
         return load_sparse_encoder(spec.model, device=spec.device), None
     if spec.idf == "corpus":
         # Tokenizer first (cheap), IDF second, then the model built with that IDF.
-        from transformers import AutoTokenizer
-
-        from idfsplade.model.registry import resolve_model
-
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec.model))
-        table = corpus_idf(dataset, tokenizer, work / "idf.json", progress)
+        table = corpus_idf(dataset, load_tokenizer(spec.model), work / "idf.json", progress)
         return load_sparse_encoder(spec.model, idf=table, device=spec.device), work / "idf.json"
     return load_sparse_encoder(spec.model, idf=spec.idf, device=spec.device), Path(spec.idf)
+
+
+def vectors_key(spec: SparseModelSpec, dataset: BeirDataset) -> dict:
+    """Everything document vectors depend on: model bytes, corpus bytes, truncation, pruning (not the IDF)."""
+    return {"model": model_fingerprint(resolve_model(spec.model)),
+            "corpus": file_fingerprint(dataset.corpus_path)["sha256"],
+            "max_length": spec.max_length, "prune": vars(spec.prune)}
 
 
 def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: SparseModelSpec,
                   idf_file: Path | None, progress: Progress = no_progress) -> tuple[sp.csr_matrix, list[str]]:
     """Encode (or reuse, or resume) the document vectors of the dataset's corpus into ``out``.
 
-    Vectors are reused when model, truncation, pruning and corpus match (the IDF does not change them).
+    Vectors are reused when :func:`vectors_key` matches (the IDF does not change them): the same model
+    weights, corpus bytes, truncation and pruning. Shards of a killed run resume under the same rule.
     The idf file recorded beside them lets ``index``, ``search`` and ``serve`` rebuild the matching
     query encoder without being told again.
     """
+    key = vectors_key(spec, dataset)
     provenance = {"model": spec.model, "max_length": spec.max_length, "prune": vars(spec.prune),
                   "corpus": str(dataset.corpus_path)}
     idf_str = str(idf_file.resolve()) if idf_file else None
     meta_path = out / "meta.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("provenance") == provenance:
-            if meta.get("idf_file") != idf_str:
-                atomic_write_json(meta_path, {**meta, "idf_file": idf_str}, indent=None)
+        if meta.get("key") == key:
+            if meta.get("idf_file") != idf_str or meta.get("provenance") != provenance:
+                atomic_write_json(meta_path, {**meta, "idf_file": idf_str, "provenance": provenance}, indent=None)
             matrix, ids, _ = load_csr(out)
             return matrix, ids
+        stale_notice("document vectors", out, meta.get("key", {}), key)
+    discard_stale_shards(out, key)
     n_docs = sum(1 for _ in dataset.iter_corpus())
     encoder = DocumentEncoder(model, batch_size=spec.batch_size, max_length=spec.max_length, prune=spec.prune)
     docs = ((d.id, document_text(d)) for d in dataset.iter_corpus())
     return encoder.encode_to_store(docs, out, progress=progress("encode", n_docs),
-                                   extra={"provenance": provenance, "idf_file": idf_str})
+                                   extra={"key": key, "provenance": provenance, "idf_file": idf_str})
 
 
 # The query-side functions live in the torch-free idfsplade.search.index_folder (search and serve import
@@ -136,6 +163,7 @@ def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Pa
 def run_and_score(retriever: Retriever, dataset: BeirDataset, queries: dict[str, str],
                   qrels: dict[str, dict[str, int]], work: Path, k: int = 100,
                   progress: Progress = no_progress) -> tuple[Run, ResultRow]:
+    check_depth(k)
     run = retriever.search_many(queries, k=k, progress=progress(f"search {retriever.name}", len(queries)))
     write_trec_run(work / "runs" / f"{retriever.name}.trec", run, tag=retriever.name)
     return run, ResultRow(dataset.name, retriever.name, evaluate_run(qrels, run))

@@ -67,6 +67,12 @@ class LossConfig:
     flops_weight: float = 1e-4  # λ_d at the end of warm-up
     flops_warmup_ratio: float = 1 / 3  # quadratic warm-up over this share of the steps
     l0_threshold: int | None = None  # FLOPS only on documents with more active dims than this
+    # Document head (idfsplade/train/query_head.py): "sample" computes logits only at the batch's query
+    # columns (exact for the ranking loss) + an unbiased FLOPS estimate from flops_sample_columns others;
+    # "periodic": the full head every flops_full_every steps (λ·N there); "query": no FLOPS; "full": all.
+    head: str = "sample"
+    flops_sample_columns: int = 1024
+    flops_full_every: int = 10
 
 
 @dataclass
@@ -111,7 +117,8 @@ class RunConfig:
 
 
 CHOICES = {"student.query_weighting": ("idf", "binary"), "data.kind": ("supervised", "weak"),
-           "loss.objective": ("kl", "margin_mse", "info_nce"), "loss.scope": ("in_batch", "own_list"),
+           "loss.objective": ("kl", "margin_mse", "info_nce"),
+           "loss.head": ("full", "query", "sample", "periodic"), "loss.scope": ("in_batch", "own_list"),
            "training.bf16": ("auto", "true", "false"), "teachers.members.kind": ("dense", "sparse", "bm25"),
            "data.pseudo_queries": ("title", "first_sentence", "sentence", "span", "terms")}
 
@@ -135,7 +142,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         for part in parents:
             target = target.setdefault(part, {})
         target[last] = value
-    return _build(RunConfig, data, node, path, "")
+    config = _build(RunConfig, data, node, path, "")
+    if config.loss.l0_threshold is not None and config.loss.head in ("query", "sample"):
+        loss_node = _child(node, "loss")
+        raise InputError("an l0 threshold counts every column of a document: use head full or periodic",
+                         path=path, line=_line(loss_node, "head") or _line(loss_node, "l0_threshold"),
+                         field="loss.head")
+    return config
 
 
 def _line(node, key: str) -> int | None:

@@ -52,6 +52,8 @@ class RecordingTrainer(SparseEncoderTrainer):
         self.samples_path = samples_path
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training and hasattr(self.loss, "set_step"):
+            self.loss.set_step(self.state.global_step)  # the query head's column sample: f(seed, step)
         if model.training and self.is_world_process_zero():
             record = {"step": self.state.global_step + 1, "examples": inputs["label"].tolist()}
             with self.samples_path.open("a", encoding="utf-8") as f:
@@ -140,8 +142,10 @@ def train(config: RunConfig, timer: StageTimer | None = None) -> Path:
     student = build_student(config.student.model, idf, config.student.query_weighting,
                             config.student.max_seq_length)
     train_dataset = to_dataset(examples)
-    loss = build_loss(student, scorer, config.loss.objective, config.loss.scope, config.loss.flops_weight,
-                      config.loss.l0_threshold, config.loss.student_temperature, config.loss.teacher_temperature)
+    lc = config.loss
+    loss = build_loss(student, scorer, lc.objective, lc.scope, lc.flops_weight, lc.l0_threshold,
+                      lc.student_temperature, lc.teacher_temperature, lc.head, lc.flops_sample_columns,
+                      lc.flops_full_every, seed=config.seed)
     n_candidates = len(examples.examples[0].candidates)
     checkpoints = work / "checkpoints"
     evaluator = None
