@@ -3,6 +3,7 @@ place, or texts changed under the same ids are recomputed, never silently reused
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -97,3 +98,19 @@ def test_teacher_cache_keyed_by_texts_and_weights(tmp_path):
     teacher.fingerprint = "v2"  # retrained teacher weights
     CachedVectors.load_or_encode(teacher, {"a": "x", "b": "zzzz"}, "passage", folder)
     assert teacher.calls == 3
+
+
+def test_training_examples_rebuilt_when_the_corpus_changes_under_the_same_ids(adi_path, tmp_path):
+    from idfsplade.train.examples import build_weak
+
+    data = tmp_path / "adi"
+    data.mkdir()
+    shutil.copy(adi_path / "corpus.jsonl", data / "corpus.jsonl")
+    folder = tmp_path / "examples"
+    first = build_weak(BeirDataset(data), folder, n_negatives=2, max_pairs=10, seed=1)
+    lines = (data / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    edited = [json.dumps({**json.loads(line), "text": json.loads(line)["text"] + " zeppelin"}) for line in lines]
+    (data / "corpus.jsonl").write_text("\n".join(edited) + "\n", encoding="utf-8")
+    second = build_weak(BeirDataset(data), folder, n_negatives=2, max_pairs=10, seed=1)
+    assert [e.qid for e in second.examples] == [e.qid for e in first.examples]  # same ids...
+    assert all(t.endswith("zeppelin") for pid, t in second.passages.items() if "#" not in pid)  # ...new texts

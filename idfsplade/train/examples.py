@@ -29,6 +29,7 @@ import numpy as np
 from idfsplade.atomic import atomic_write_json
 from idfsplade.data import BeirDataset, Document, document_text, iter_jsonl
 from idfsplade.errors import InputError
+from idfsplade.fingerprint import read_key, stale_notice, texts_sha256
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,19 @@ def _build(folder: Path, pairs: list[tuple[str, str, list[str]]], pool: dict[str
     document); ``negative_ids``: the ids random padding draws from (default: the whole pool).
     """
     meta = folder / "meta.json"
-    provenance = {**provenance, "passages": "pool"}
-    if meta.exists() and json.loads(meta.read_text(encoding="utf-8")) == provenance:
+    # Keyed by content, not only by settings: the queries, their positives and every pool text (a
+    # corpus or qrels edited in place, or a changed pseudo-query rule, rebuilds; see fingerprint.py).
+    content = texts_sha256({f"q:{qid}": "\0".join([query, *pos]) for qid, query, pos in pairs} | pool)
+    provenance = {**provenance, "passages": "pool", "content": content}
+    saved = read_key(meta)
+    if saved == provenance:
         return ExampleSet.load(folder)
+    stale_notice("training examples", folder, saved, provenance)
     folder.mkdir(parents=True, exist_ok=True)
+    building = folder / "building.json"  # what the chunks of a killed build were made from
+    if read_key(building) != provenance:
+        (folder / "examples.jsonl.partial").unlink(missing_ok=True)
+        atomic_write_json(building, provenance)
     writer = _ChunkWriter(folder / "examples.jsonl")
     rng = np.random.default_rng(seed)
     todo = [p for p in pairs if p[0] not in writer.done_keys]
@@ -225,7 +235,8 @@ def remove_text(passage: str, piece: str) -> str:
 class WordIdf:
     """Word-level IDF of a corpus (bm25s' token pattern, lower-cased, bm25s' English stop words dropped),
     ``ln(1 + (N - df + 0.5) / (df + 0.5))`` as :class:`~idfsplade.idf.IdfTable` — for the ``terms``
-    generator, which needs words, not WordPiece tokens."""
+    generator, which needs words, not WordPiece tokens. (bm25s' tokenizer gives tokens but no document
+    frequencies, and :class:`IdfTable` counts WordPiece ids: the count is this loop.)"""
 
     def __init__(self, texts) -> None:
         from bm25s.stopwords import STOPWORDS_EN
@@ -336,6 +347,10 @@ def build_weak(dataset: BeirDataset, folder: Path, n_negatives: int = 7, miners:
     is the passage ``<doc>#pq-<generator>`` (the document without the pseudo-query text); negatives are
     mined by ``miners`` over the corpus documents, never the source document. The pool holds every
     corpus document unchanged plus those positives, so teachers also score the corpus as it is.
+
+    The generators are rules, not a model: doc2query / InPars-style generation needs a seq2seq model
+    this project does not ship offline (sentence-transformers has none built in); the cropping and
+    inverse-cloze rules are those of Contriever (Izacard et al. 2022) and ICT (Lee et al. 2019).
     """
     unknown = [g for g in generators if g not in _GENERATORS]
     if unknown or not generators:
