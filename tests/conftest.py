@@ -84,3 +84,20 @@ def adi_reference(adi_path, splade_tiny_path) -> dict[str, float]:
 
     return {"bm25": bm25_ndcg10(adi_path), "bm25-stem": bm25_ndcg10(adi_path, "english"),
             "splade-tiny": inference_free_ndcg10(adi_path, splade_tiny_path)}
+
+
+@pytest.fixture(scope="session")
+def adi_index(adi_path, tiny_encoder, tmp_path_factory) -> Path:
+    """ADI encoded by ``tiny_encoder`` as an index folder with its query side and document store,
+    as `idfsplade index` writes it (for the service, page and fuzz tests)."""
+    from idfsplade.data import document_text, iter_corpus
+    from idfsplade.index import InvertedIndex
+    from idfsplade.model import DocumentEncoder, QueryEncoder
+    from idfsplade.search.index_folder import write_index
+
+    docs = list(iter_corpus(adi_path / "corpus.jsonl"))
+    matrix = DocumentEncoder(tiny_encoder).encode([document_text(d) for d in docs])
+    folder = tmp_path_factory.mktemp("adi-index") / "index"
+    write_index(InvertedIndex.from_csr(matrix, [d.id for d in docs], info={"model": "splade-tiny"}), folder,
+                QueryEncoder.from_model(tiny_encoder), adi_path / "corpus.jsonl")
+    return folder

@@ -238,6 +238,15 @@ def test_query_side_round_trip_and_errors(built, tmp_path):
         assert np.array_equal(a.ids, b.ids)
         np.testing.assert_allclose(a.weights, b.weights, rtol=0, atol=1e-6)  # idf.json keeps 6 decimals
 
+    # the weights cached beside idf.json are used only while idf.json is the one they were read from
+    assert (tmp_path / "side" / "idf.weights.npy").exists()
+    table = json.loads((tmp_path / "side" / "idf.json").read_text())
+    science = retriever.query_encoder.tokenizer.token_to_id("science")
+    assert side.encoder.weights[science] == np.float32(table["science"])
+    table["science"] = 42.0
+    (tmp_path / "side" / "idf.json").write_text(json.dumps(table))
+    assert load_from_folder(tmp_path / "side").encoder.weights[science] == 42.0
+
     (tmp_path / "side" / "idf.json").write_text('{"science": "high"}')
     with pytest.raises(InputError, match=r"side/idf.json, field 'science': weight must be a number"):
         load_from_folder(tmp_path / "side")

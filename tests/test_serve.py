@@ -133,7 +133,11 @@ def _messages(response) -> str:
     ("/search", {"query": "x" * 301}, 422, "query: String should have at most 300 characters"),
     ("/search", {"query": "design", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
     ("/search", {"query": "design", "k": 10**6}, 422, "k: Input should be less than or equal to 50"),
-    ("/search", {"query": "design", "k": "many"}, 422, "k: Input should be a valid integer, unable to parse string as an integer"),
+    ("/search", {"query": "design", "k": "many"}, 422, "k: Input should be a valid integer"),
+    ("/search", {"query": "design", "k": "10"}, 422, "k: Input should be a valid integer"),  # as the schema says
+    ("/search", {"query": "design", "documents": 1}, 422, "documents: Input should be a valid boolean"),
+    ("/search", {"query": "design", "explian": True}, 422, "explian: Extra inputs are not permitted"),
+    ("/search", {"query": "\u2028\ufeff\x1c"}, 422, "query: Value error, query is empty or whitespace only"),
     ("/search", {"k": 3}, 422, "query: Field required"),
     ("/search", ["design"], 422, "body: Input should be a valid dictionary or object to extract fields from"),
     ("/search/batch", {"queries": ["a", "b", "c", "d", "e"]}, 422,
@@ -293,3 +297,52 @@ def test_serve_command_reports_a_wrong_folder(tmp_path, uvicorn_calls):
     assert isinstance(result.exception, InputError)
     assert "not an index folder (no meta.json)" in str(result.exception)
     assert uvicorn_calls == []
+
+
+# --- documents, explanations, GET and the page ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(adi_index):
+    """The service over an index folder with its query side and document store, as `idfsplade serve` loads it."""
+    with TestClient(load_app(ServeConfig(adi_index, limits=LIMITS))) as test_client:
+        yield test_client
+
+
+def test_hits_carry_titles_snippets_and_explanations(served, retriever):
+    text = "library catalog automation"
+    plain = served.post("/search", json={"query": text, "k": 5}).json()
+    assert plain["ids"] == retriever.search(text, 5).ids
+    assert [h["id"] for h in plain["hits"]] == plain["ids"] and [h["score"] for h in plain["hits"]] == plain["scores"]
+    assert all(h["title"] and h["snippet"] and h["explanation"] is None for h in plain["hits"])
+    for explained in (served.post("/search", json={"query": text, "k": 5, "explain": True}).json(),
+                      served.post("/search?explain=true", json={"query": text, "k": 5}).json(),
+                      served.get("/search", params={"q": text, "k": 5, "explain": "true"}).json()):
+        assert explained["ids"] == plain["ids"]
+        for hit in explained["hits"]:
+            assert sum(c["contribution"] for c in hit["explanation"]) == pytest.approx(hit["score"], rel=1e-6)
+            for start, end in hit["highlights"]:
+                assert 0 <= start < end <= len(hit["snippet"])
+    bare = served.post("/search", json={"query": text, "k": 5, "documents": False}).json()
+    assert bare["ids"] == plain["ids"] and all(h["title"] is None for h in bare["hits"])
+    assert served.get("/health").json()["document_store"] is True
+
+
+def test_get_search_validates_like_post(served):
+    assert served.get("/search", params={"q": " \t"}).json()["detail"][0]["msg"] == \
+        "Value error, query is empty or whitespace only"
+    assert served.get("/search", params={"q": "x" * 301}).status_code == 422
+    assert served.get("/search", params={"q": "design", "k": 0}).status_code == 422
+    unknown = served.get("/search", params={"q": "design", "kk": 3})
+    assert (unknown.status_code, unknown.json()["detail"][0]["loc"]) == (422, ["query", "kk"])
+    assert served.get("/health", params={"verbose": 1}).status_code == 422
+    assert served.get("/search", params={"q": "design"}).status_code == 200
+
+
+def test_the_page_is_served_with_the_limits(served):
+    page = served.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="search-form"' in page.text and 'maxlength="300"' in page.text and 'max="50"' in page.text
+    assert "innerHTML" not in page.text  # document text is only ever set as text
+    assert "/" not in served.get("/openapi.json").json()["paths"]
+

@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from idfsplade.atomic import atomic_write_text
+from idfsplade.atomic import atomic_save_npy, atomic_write_text
 from idfsplade.errors import InputError
 from idfsplade.idf.idf import MISSING_TOKEN_IDF, IdfTable
 from idfsplade.query.encoder import QueryEncoder, special_ids
 
 TOKENIZER_FILE = "tokenizer.json"
 IDF_FILE = "idf.json"
+WEIGHTS_FILE = "idf.weights.npy"  # + idf.weights.json: the weights parsed from idf.json, and its sha256
 TOKENIZE_ZIP = "sparse_tokenize.zip"  # idfsplade.export.opensearch.TOKENIZE_ZIP (that module imports torch)
 
 
@@ -110,12 +111,30 @@ def _read(path: Path) -> bytes:
 
 
 def load_query_side(tokenizer_data: bytes, idf_data: bytes, tokenizer_source: str | Path, idf_source: str | Path,
-                    prune_ratio: float | None = None, idf_name: str = IDF_FILE) -> QuerySide:
+                    prune_ratio: float | None = None, idf_name: str = IDF_FILE, weights_cache: Path | None = None
+                    ) -> QuerySide:
     tokenizer = parse_tokenizer(tokenizer_data, tokenizer_source)
-    weights = parse_idf(idf_data, tokenizer, idf_source)
+    weights = _cached_weights(weights_cache, sha256_bytes(idf_data), tokenizer) if weights_cache else None
+    if weights is None:
+        weights = parse_idf(idf_data, tokenizer, idf_source)
     encoder = QueryEncoder(tokenizer, weights, prune_ratio=prune_ratio, copy=False)
     return QuerySide(encoder, Artefact(TOKENIZER_FILE, sha256_bytes(tokenizer_data)),
                      Artefact(idf_name, sha256_bytes(idf_data)))
+
+
+def _cached_weights(cache: Path, idf_sha256: str, tokenizer: Tokenizer):
+    """The weights :func:`save_query_side` cached as ``.npy`` beside ``idf.json``, if they were derived from
+    these very idf.json bytes (else None: the JSON is parsed). Saves ~0.1 s of `idfsplade search`'s start."""
+    try:
+        source = json.loads(cache.with_suffix(".json").read_text(encoding="utf-8"))
+        if source.get("idf_sha256") != idf_sha256:
+            return None
+        weights = np.load(cache)
+    except (OSError, ValueError):
+        return None
+    if weights.dtype != np.float32 or weights.shape != (tokenizer.get_vocab_size(with_added_tokens=True),):
+        return None
+    return weights
 
 
 def has_query_side(folder: Path) -> bool:
@@ -145,10 +164,11 @@ def load_from_folder(folder: str | Path, idf: str | Path | None = None, prune_ra
         tokenizer_data = _read(folder / TOKENIZER_FILE)
         idf_data = _read(folder / IDF_FILE) if idf is None else None
         tokenizer_source, idf_source = folder / TOKENIZER_FILE, folder / IDF_FILE
+    cache = folder / WEIGHTS_FILE if idf is None and folder.is_dir() and (folder / WEIGHTS_FILE).is_file() else None
     if idf is not None:
         idf_data, idf_source = _read(Path(idf)), Path(idf)
     return load_query_side(tokenizer_data, idf_data, tokenizer_source, idf_source, prune_ratio,
-                           idf_name=Path(idf).name if idf is not None else IDF_FILE)
+                           idf_name=Path(idf).name if idf is not None else IDF_FILE, weights_cache=cache)
 
 
 def save_query_side(encoder: QueryEncoder, folder: str | Path) -> dict[str, dict[str, str]]:
@@ -159,5 +179,10 @@ def save_query_side(encoder: QueryEncoder, folder: str | Path) -> dict[str, dict
     idf_text = json.dumps(encoder.idf_table(), ensure_ascii=False) + "\n"  # IdfTable.save's bytes
     atomic_write_text(folder / TOKENIZER_FILE, tokenizer_text)
     atomic_write_text(folder / IDF_FILE, idf_text)
+    # idf.json stays the source of truth; the array read from it is cached, keyed by its sha256
+    weights = parse_idf(idf_text.encode(), encoder.tokenizer, folder / IDF_FILE)
+    atomic_save_npy(folder / WEIGHTS_FILE, weights)
+    atomic_write_text((folder / WEIGHTS_FILE).with_suffix(".json"),
+                      json.dumps({"idf_sha256": sha256_bytes(idf_text.encode())}) + "\n")
     return {"tokenizer": Artefact(TOKENIZER_FILE, sha256_bytes(tokenizer_text.encode())).as_dict(),
             "idf": Artefact(IDF_FILE, sha256_bytes(idf_text.encode())).as_dict()}

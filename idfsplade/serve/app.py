@@ -17,7 +17,7 @@ into the retriever real, and they are safe:
 import time
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from idfsplade.data.store import DocumentStore
@@ -27,7 +27,37 @@ from idfsplade.search.index_folder import QuerySource
 from idfsplade.serve.body_limit import BodySizeLimit
 from idfsplade.serve.limits import ServeLimits
 from idfsplade.serve.page import render_page
-from idfsplade.serve.schemas import Artefact, Health, Hit, SearchResult, TokenContribution, request_models
+from idfsplade.serve.schemas import (
+    BLANK_MESSAGE,
+    NOT_BLANK,
+    Artefact,
+    ErrorDetail,
+    Health,
+    Hit,
+    SearchResult,
+    TokenContribution,
+    is_blank,
+    request_models,
+)
+
+
+# What a POST can get besides 200 and the 422 of validation, published so clients (and fuzzers) know.
+BODY_ERRORS = {400: {"model": ErrorDetail, "description": "The body is not UTF-8 (FastAPI cannot decode it)."},
+               413: {"model": ErrorDetail, "description": "The body is over the byte limit (refused before parsing)."}}
+
+
+def only_query_parameters(*names: str):
+    """A dependency refusing (422) query parameters other than ``names``, as unknown body fields are."""
+    allowed = set(names)
+
+    def check(request: Request) -> None:
+        unknown = [name for name in request.query_params if name not in allowed]
+        if unknown:
+            raise HTTPException(422, [{"type": "extra_forbidden", "loc": ["query", name],
+                                       "msg": "Extra inputs are not permitted", "input": request.query_params[name]}
+                                      for name in unknown])
+
+    return Depends(check)
 
 
 def create_app(retriever: InferenceFreeRetriever, source: QuerySource, *, limits: ServeLimits | None = None,
@@ -48,34 +78,37 @@ def create_app(retriever: InferenceFreeRetriever, source: QuerySource, *, limits
         return SearchResult(ids=[h.id for h in hits], scores=[h.score for h in hits], took_ms=took_ms,
                             hits=[_hit(h) for h in hits])
 
-    @app.post("/search", response_model=SearchResult)
+    @app.post("/search", response_model=SearchResult, responses=BODY_ERRORS,
+              dependencies=[only_query_parameters("explain")])
     def search(request: search_request,  # type: ignore[valid-type]
                explain: Annotated[bool, Query(description="Same as the body's explain.")] = False
                ) -> SearchResult:
         """Top-k documents for one query."""
         return run(request.query, request.k, request.explain or explain, request.documents)
 
-    @app.get("/search", response_model=SearchResult)
+    @app.get("/search", response_model=SearchResult,
+             dependencies=[only_query_parameters("q", "k", "explain", "documents")])
     def search_get(q: Annotated[str, Query(min_length=1, max_length=limits.max_query_chars,
-                                           description="The query text.")],
+                                           json_schema_extra={"pattern": NOT_BLANK}, description="The query text.")],
                    k: Annotated[int, Query(ge=1, le=limits.max_k, description="Number of documents.")] = 10,
                    explain: Annotated[bool, Query(description="Add matched tokens and contributions.")] = False,
                    documents: Annotated[bool, Query(description="Add titles and snippets.")] = True
                    ) -> SearchResult:
         """Top-k documents for one query given in the URL (what the page at / calls)."""
-        if not q.strip():
+        if is_blank(q):
             raise HTTPException(422, [{"type": "value_error", "loc": ["query", "q"],
-                                       "msg": "Value error, query is empty or whitespace only", "input": q}])
+                                       "msg": f"Value error, {BLANK_MESSAGE}", "input": q}])
         return run(q, k, explain, documents)
 
-    @app.post("/search/batch", response_model=list[SearchResult])
+    @app.post("/search/batch", response_model=list[SearchResult], responses=BODY_ERRORS,
+              dependencies=[only_query_parameters("explain")])
     def search_batch(request: batch_request,  # type: ignore[valid-type]
                      explain: Annotated[bool, Query(description="Same as the body's explain.")] = False
                      ) -> list[SearchResult]:
         """Top-k documents for each query, in the order given."""
         return [run(text, request.k, request.explain or explain, request.documents) for text in request.queries]
 
-    @app.get("/health", response_model=Health)
+    @app.get("/health", response_model=Health, dependencies=[only_query_parameters()])
     def health() -> Health:
         """Liveness plus what is being served: names and checksums, no server paths."""
         return Health(status="ok", documents=len(retriever.index), model=source.model,

@@ -7,9 +7,10 @@ validation (a 422 naming the field) *and* published in the OpenAPI schema (``max
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model
 
 from idfsplade.serve.limits import ServeLimits
 
@@ -48,6 +49,10 @@ class SearchResult(BaseModel):
     took_ms: float = Field(description="Tokenize + idf + index search (+ documents, explanations) time, in ms.")
 
 
+class ErrorDetail(BaseModel):
+    detail: str
+
+
 class Artefact(BaseModel):
     """A file of the query side: its name (not a server path) and sha256."""
 
@@ -65,24 +70,44 @@ class Health(BaseModel):
     limits: dict[str, int]
 
 
+# A query must hold a character that is not whitespace: whitespace has no tokens, so such a query can only
+# ever return nothing, a client bug to report. Spelled out as one character class that Python's `re` and
+# JSON Schema's ECMA-262 regexes read alike (their \s differ), so the published schema says exactly what
+# is enforced: whitespace by str.isspace() or by ECMA-262.
+NOT_BLANK = ("[^\\t\\n\\v\\f\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
+             "\\u205f\\u3000\\ufeff]")
+_NOT_BLANK = re.compile(NOT_BLANK)
+BLANK_MESSAGE = "query is empty or whitespace only"
+
+
+def is_blank(text: str) -> bool:
+    return _NOT_BLANK.search(text) is None
+
+
 def _not_blank(text: str) -> str:
-    # Whitespace has no tokens, so such a query can only ever return nothing: a client bug to report.
-    if not text.strip():
-        raise ValueError("query is empty or whitespace only")
+    if is_blank(text):
+        raise ValueError(BLANK_MESSAGE)
     return text
+
+
+# Requests are taken as the schema states them: unknown fields are refused (a misspelt "explian" would
+# otherwise be ignored without a word) and values are not coerced ("10" is not an integer, 1 not a boolean).
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 def request_models(limits: ServeLimits) -> tuple[type[BaseModel], type[BaseModel]]:
     """``(SearchRequest, BatchSearchRequest)`` enforcing ``limits``."""
     query = Annotated[str, StringConstraints(min_length=1, max_length=limits.max_query_chars),
-                      AfterValidator(_not_blank)]
+                      AfterValidator(_not_blank), WithJsonSchema({"type": "string", "minLength": 1,
+                                                                 "maxLength": limits.max_query_chars,
+                                                                 "pattern": NOT_BLANK})]
     k = Annotated[int, Field(ge=1, le=limits.max_k, description="Number of documents to return.")]
     explain = Annotated[bool, Field(description="Add each hit's matched tokens and their contributions.")]
     documents = Annotated[bool, Field(description="Add each hit's title and snippet (when the index stores "
                                                   "documents).")]
-    search = create_model("SearchRequest", query=(query, ...), k=(k, 10), explain=(explain, False),
-                          documents=(documents, True))
-    batch = create_model("BatchSearchRequest",
+    search = create_model("SearchRequest", __config__=_STRICT, query=(query, ...), k=(k, 10),
+                          explain=(explain, False), documents=(documents, True))
+    batch = create_model("BatchSearchRequest", __config__=_STRICT,
                          queries=(Annotated[list[query], Field(min_length=1, max_length=limits.max_batch)], ...),
                          k=(k, 10), explain=(explain, False), documents=(documents, True))
     return search, batch
