@@ -64,14 +64,14 @@ def test_search_command_imports_no_torch(built):
     work, retriever = built
     result = _run("""
         import json, sys
-        from idfsplade.cli import main
+        from idfsplade.console import main  # the console script's entry point
         sys.argv = ["idfsplade", "search", sys.argv[1], "-q", sys.argv[2], "--k", "5"]
         try:
             main()
         except SystemExit as exc:
             assert not exc.code, exc.code
-        print(json.dumps(sorted(m for m in ("torch", "transformers", "sentence_transformers", "scipy")
-                                if m in sys.modules)), file=sys.stderr)
+        print(json.dumps(sorted(m for m in ("torch", "transformers", "sentence_transformers", "scipy", "typer",
+                                            "pydantic") if m in sys.modules)), file=sys.stderr)
     """, str(work / "index"), QUERY)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stderr.strip().splitlines()[-1]) == []
@@ -80,6 +80,40 @@ def test_search_command_imports_no_torch(built):
     assert [line[1] for line in lines] == hits.ids
     np.testing.assert_allclose([float(line[2]) for line in lines], hits.scores, atol=1e-4)
     assert all(len(line) == 5 and line[3] for line in lines)  # rank, id, score, title, snippet
+
+
+@pytest.mark.parametrize("extra", [[], ["--explain"], ["--k", "3", "--prune-ratio", "0.2"], ["--no-explain"]])
+def test_quick_path_prints_what_the_typer_command_prints(built, extra, capsys, monkeypatch):
+    from idfsplade.cli import main
+    from idfsplade.console import quick_search
+
+    work, _ = built
+    argv = ["search", str(work / "index"), "-q", QUERY, *extra]
+    assert quick_search(argv) == 0
+    quick = capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["idfsplade", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert (exit_info.value.code or 0) == 0
+    assert capsys.readouterr().out == quick and quick.count("\n") >= 3
+
+
+@pytest.mark.parametrize("argv", [["search", "INDEX", "--queries", "q.jsonl"], ["search", "INDEX", "-q", "x", "--k", "many"],
+                                  ["search", "INDEX", "-q", "x", "--help"], ["search", "INDEX"], ["index", "a"],
+                                  ["search", "INDEX", "-q", "x", "--unknown"]])
+def test_anything_but_the_plain_form_goes_to_typer(argv):
+    from idfsplade.console import quick_search
+
+    assert quick_search(argv) is None
+
+
+def test_quick_path_errors_are_one_line(tmp_path, capsys):
+    from idfsplade.console import quick_search
+
+    assert quick_search(["search", str(tmp_path), "-q", "x"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: not an index folder (no meta.json)\n"
+    assert quick_search(["search", str(tmp_path), "-q", "x", "--k", "0"]) == 2
+    assert "field '--k': --k must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_service_imports_no_torch(built):

@@ -123,26 +123,18 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
 
     Prints rank, id, score and, when the index stores documents, title and snippet (tab-separated).
     """
-    from idfsplade.search.index_folder import open_documents, open_index_retriever
+    from idfsplade.search.index_folder import open_index_retriever
 
     if (query is None) == (queries is None):
         raise InputError("give exactly one of --query or --queries")
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}", field="--k")
-    retriever, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
     if query is not None:
-        from idfsplade.search.hits import HitBuilder
+        from idfsplade.console import print_hits  # the same function the console script's quick path runs
 
-        hits, _ = HitBuilder(retriever, open_documents(index_dir)).search(query, k, explain=explain)
-        for hit in hits:
-            line = f"{hit.rank}\t{hit.id}\t{hit.score:.4f}"
-            if hit.title is not None:
-                line += f"\t{hit.title}\t{hit.snippet}"
-            typer.echo(line)  # plain tabs: rich would expand them
-            if hit.explanation is not None:
-                typer.echo("\t= " + " + ".join(f"{c.token} {c.idf:.3f}×{c.weight:.3f}" for c in hit.explanation)
-                           + f" = {sum(c.contribution for c in hit.explanation):.4f}")
+        print_hits(index_dir, query, model, idf_path, k, prune_ratio, explain)
         return
+    retriever, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
     from idfsplade.data import iter_queries
 
     texts = {q.id: q.text for q in iter_queries(queries)}

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-import yaml
 
 from idfsplade.cli.app import app, console, enable_stage_logging, out
 
@@ -16,6 +15,8 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a c
 
 
 def _overrides(pairs: list[str] | None) -> dict:
+    import yaml  # here, not at module level: every command (search too) imports this module at startup
+
     from idfsplade.errors import InputError
 
     overrides = {}
