@@ -21,14 +21,13 @@ import torch
 from accelerate import PartialState
 from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments
 from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import SpladeRegularizerWeightSchedulerCallback
-from transformers import AutoTokenizer, set_seed
+from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.data import BeirDataset
 from idfsplade.idf import IdfTable
-from idfsplade.model import resolve_model
-from idfsplade.model.inference_free import save_idf_json
+from idfsplade.model.inference_free import load_tokenizer, save_idf_json
 from idfsplade.pipeline import corpus_idf
 from idfsplade.train.config import RunConfig
 from idfsplade.train.evaluation import sampled_beir_evaluator
@@ -90,7 +89,7 @@ def build_teachers(config: RunConfig, examples: ExampleSet) -> list[tuple[Teache
 
 
 def load_idf(config: RunConfig, work: Path) -> IdfTable:
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.student.model))
+    tokenizer = load_tokenizer(config.student.model)  # a bare MLM or a trained run's SparseEncoder folder
     if config.student.idf == "corpus":
         return corpus_idf(BeirDataset(config.data.dataset), tokenizer, work / "idf-corpus.json")
     return IdfTable.load(config.student.idf, tokenizer)
