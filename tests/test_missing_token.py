@@ -66,3 +66,16 @@ def test_trained_run_folder_evaluates_with_corpus_idf(st_folder_without_hello, a
     model, idf_file = load_model(spec, BeirDataset(adi_path), tmp_path / "work")
     assert idf_file == tmp_path / "work" / "idf.json"
     assert _weight(model, "hello") == pytest.approx(adi_idf.to_dict()["hello"], abs=1e-6)  # corpus idf, not 1.0
+
+
+def test_a_trained_run_folder_can_be_the_next_students_starting_model(st_folder_without_hello, adi_path, tmp_path,
+                                                                        adi_idf):
+    """Stage 2 of a two-stage training starts from stage 1's SparseEncoder folder: its IDF is computed
+    with the tokenizer inside the Router sub-folder (AutoTokenizer on the folder itself fails)."""
+    from idfsplade.train import load_config
+    from idfsplade.train.trainer import load_idf
+
+    config = load_config(adi_path.parent.parent / "configs" / "scifact-splade-tiny.yaml",
+                         {"student.model": str(st_folder_without_hello), "data.dataset": str(adi_path)})
+    table = load_idf(config, tmp_path)
+    np.testing.assert_allclose(table.weights, adi_idf.weights, rtol=1e-6)
