@@ -178,6 +178,12 @@ def main() -> None:
         for key in ("serve", "serve_baseline_torch_path"):
             row[key].pop("health", None)
         results["datasets"][name] = row
+    # Floors: what a fresh interpreter costs before any search work, to read the numbers above against.
+    floors = {"python -c pass": [sys.executable, "-c", "pass"],
+              "import numpy, tokenizers": [sys.executable, "-c", "import numpy, tokenizers"],
+              "import idfsplade.cli (typer, rich)": [sys.executable, "-c", "import idfsplade.cli"]}
+    results["floors"] = {label: summary([run_child(argv) for _ in range(args.baseline_repeats)])
+                         for label, argv in floors.items()}
     results["loadavg_end"] = list(os.getloadavg())
     main_name = "scifact" if "scifact" in results["datasets"] else next(iter(results["datasets"]))
     head = results["datasets"][main_name]
@@ -189,15 +195,18 @@ def main() -> None:
 
     print(f"\n`idfsplade search INDEX -q {args.query!r}` as a fresh process "
           f"(load average {results['loadavg_start'][0]:.1f} → {results['loadavg_end'][0]:.1f} on {os.cpu_count()} CPUs)\n")
-    print(f"{'dataset':<10} {'path':<22} {'runs':>4} {'median s':>9} {'min s':>7} {'cpu s':>6} {'RSS MB':>7} "
+    print(f"{'dataset':<10} {'path':<34} {'runs':>4} {'median s':>9} {'min s':>7} {'cpu s':>6} {'RSS MB':>7} "
           f"{'torch':>6} {'serve /health s':>16} {'serve RSS MB':>13}")
     for name, row in results["datasets"].items():
         for label, part, srv in (("index copy (new)", row, row["serve"]),
                                  ("torch path (baseline)", row["baseline_torch_path"], row["serve_baseline_torch_path"])):
-            print(f"{name:<10} {label:<22} {part['runs']:>4} {part['median_wall_s']:>9.3f} {part['min_wall_s']:>7.3f} "
+            print(f"{name:<10} {label:<34} {part['runs']:>4} {part['median_wall_s']:>9.3f} {part['min_wall_s']:>7.3f} "
                   f"{part['median_cpu_s']:>6.2f} {part['max_rss_mb']:>7.1f} {str(part['torch_imported']):>6} "
                   f"{srv['health_s']:>16.2f} {srv['peak_rss_mb']:>13.1f}")
-        print(f"{name:<10} {'ratio new / baseline':<22} {'':>4} {row['wall_ratio']:>9.3f} {'':>7} {'':>6} {row['rss_ratio']:>7.3f}")
+        print(f"{name:<10} {'ratio new / baseline':<34} {'':>4} {row['wall_ratio']:>9.3f} {'':>7} {'':>6} {row['rss_ratio']:>7.3f}")
+    for label, floor in results["floors"].items():
+        print(f"{'floor':<10} {label:<34} {floor['runs']:>4} {floor['median_wall_s']:>9.3f} {floor['min_wall_s']:>7.3f} "
+              f"{floor['median_cpu_s']:>6.2f} {floor['max_rss_mb']:>7.1f}")
     print(f"\ngoals ({main_name}): {results['goals']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")

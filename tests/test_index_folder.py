@@ -312,3 +312,22 @@ def test_document_store_follows_index_rows_and_checks_the_corpus(tmp_path):
     with pytest.raises(InputError, match=r"corpus.jsonl: 1 of the index's 2 documents are not in this corpus "
                                          r"\(first: 'zzz'\)"):
         write_document_store(tmp_path / "other", corpus, ["a", "zzz"])
+
+
+def test_term_weights_are_the_document_vectors_entries():
+    import scipy.sparse as sp
+
+    from idfsplade.index import InvertedIndex
+
+    rng = np.random.default_rng(3)
+    docs = sp.random(300, 500, density=0.05, format="csr", random_state=rng, dtype=np.float32)
+    index = InvertedIndex.from_csr(docs, [f"d{i}" for i in range(300)])
+    rows = np.array([0, 7, 7, 150, 299])
+    terms = np.concatenate([docs[r].indices[:2] for r in rows] + [[3, 499, 600, -1]])  # 600, -1: out of vocabulary
+    dense = docs.toarray()
+    expected = np.zeros((len(rows), len(terms)), dtype=np.float32)
+    inside = (terms >= 0) & (terms < 500)
+    expected[:, inside] = dense[np.ix_(rows, terms[inside])]
+    assert np.array_equal(index.term_weights(rows, terms), expected)
+    assert np.array_equal(index.term_weights(7, terms), expected[1])
+    assert np.count_nonzero(expected) > 0

@@ -89,19 +89,25 @@ class InvertedIndex:
         """The row of a document id (KeyError if absent)."""
         return self._rows[doc_id]
 
-    def term_weights(self, row: int, term_ids: np.ndarray) -> np.ndarray:
-        """``w_d(t)`` of document ``row`` for each of ``term_ids`` (float32; 0 where it has no posting):
-        one binary search per term in its row-sorted postings list."""
+    def term_weights(self, rows: np.ndarray | int, term_ids: np.ndarray) -> np.ndarray:
+        """``w_d(t)`` of each document row for each of ``term_ids``: float32 ``(len(rows), len(term_ids))``
+        (a vector for a single row), 0 where the document has no posting. One vectorised binary search
+        per term over its row-sorted postings list, for all rows at once."""
+        single = np.ndim(rows) == 0
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
         term_ids = np.asarray(term_ids, dtype=np.int64).ravel()
-        out = np.zeros(len(term_ids), dtype=np.float32)
+        out = np.zeros((len(rows), len(term_ids)), dtype=np.float32)
         for i, term in enumerate(term_ids):
             if not 0 <= term < self.vocab_size:
                 continue
             s, e = int(self.term_ptr[term]), int(self.term_ptr[term + 1])
-            pos = s + int(np.searchsorted(self.postings_docs[s:e], row))
-            if pos < e and self.postings_docs[pos] == row:
-                out[i] = self.postings_weights[pos]
-        return out
+            if e == s:
+                continue
+            docs = self.postings_docs[s:e]
+            pos = np.minimum(np.searchsorted(docs, rows.astype(docs.dtype)), e - s - 1)
+            hit = docs[pos] == rows
+            out[hit, i] = self.postings_weights[s + pos[hit]]
+        return out[0] if single else out
 
     @property
     def nnz(self) -> int:

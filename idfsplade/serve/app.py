@@ -1,13 +1,15 @@
 """The FastAPI app: HTTP in front of an :class:`InferenceFreeRetriever`, nothing more.
 
-The app only composes: it is handed a retriever whose index is already loaded (once, at startup)
-and calls ``retriever.search``. Endpoints are plain ``def`` so FastAPI runs them in its thread pool and
-a slow search never blocks the event loop (``/health`` keeps answering). That makes concurrent calls
-into the retriever real, and they are safe:
+The app only composes: it is handed a retriever whose index is already loaded (once, at startup) and
+searches through :class:`~idfsplade.search.hits.HitBuilder` (the retriever's search, plus titles,
+snippets and explanations from the index's document store). Endpoints are plain ``def`` so FastAPI
+runs them in its thread pool and a slow search never blocks the event loop (``/health`` keeps
+answering). That makes concurrent calls into the retriever real, and they are safe:
 
 - the index is read-only numpy arrays (memory-mapped), and its search scores into a per-thread buffer;
+  the document store is read-only memory maps;
 - :class:`QueryEncoder` configures truncation once, in its constructor, and then only calls the Rust
-  ``Tokenizer.encode``, which takes a shared borrow. PyO3's "Already borrowed" error comes from a
+  ``Tokenizer.encode`` (snippets use the same tokenizer), which takes a shared borrow. PyO3's "Already borrowed" error comes from a
   *mutable* borrow (changing truncation/padding, as ``transformers`` does on every call) overlapping an
   encode (huggingface/tokenizers#537, huggingface/transformers#47085), which never happens here.
 """
