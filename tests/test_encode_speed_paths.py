@@ -27,17 +27,21 @@ def full_vectors(tiny_encoder, texts):
     return DocumentEncoder(tiny_encoder, batch_size=8, pooling="full", precision="fp32").encode(texts).toarray()
 
 
-@pytest.mark.parametrize("batch_size,chunk_size", [(8, 128), (8, 37), (1, 5), (32, 1000)])
-def test_chunked_equals_full_path(tiny_encoder, texts, full_vectors, batch_size, chunk_size):
+@pytest.mark.parametrize("batch_size,chunk_size,n_texts", [
+    (8, None, None), (8, 37, None), pytest.param(1, 5, 12, marks=pytest.mark.slow),
+    pytest.param(32, 1000, None, marks=pytest.mark.slow)])
+def test_chunked_equals_full_path(tiny_encoder, texts, full_vectors, batch_size, chunk_size, n_texts):
+    """``n_texts``: the last n texts only (the edge cases among them), where tiny chunks make it slow."""
+    n = n_texts or len(texts)
     encoder = DocumentEncoder(tiny_encoder, batch_size=batch_size, chunk_size=chunk_size)
-    chunked = encoder.encode(texts).toarray()
+    chunked = encoder.encode(texts[-n:]).toarray()
     assert encoder.pooling_mode == "chunked"  # no fallback for BERT
-    np.testing.assert_allclose(chunked, full_vectors, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(chunked, full_vectors[-n:], atol=1e-5, rtol=0)
     assert (chunked > 0).sum(axis=1)[:-4].min() > 5
 
 
 def test_special_tokens_and_pads_are_zero(tiny_encoder, tokenizer, texts):
-    chunked = DocumentEncoder(tiny_encoder, batch_size=8, chunk_size=37).encode(texts).toarray()
+    chunked = DocumentEncoder(tiny_encoder, batch_size=8, chunk_size=37).encode(texts[-24:]).toarray()
     special = sorted(set(tokenizer.all_special_ids))  # [PAD] [UNK] [CLS] [SEP] [MASK]
     assert (chunked[:, special] == 0).all()
     # A text alone (no padding at all) equals the same text in a padded batch.
@@ -73,9 +77,9 @@ def test_head_it_cannot_split_falls_back_to_full(splade_tiny_path, adi_idf, text
 @pytest.mark.parametrize("precision,atol", [("int8", 0.3), ("bf16", 0.1)])
 def test_reduced_precision_options_stay_close(tiny_encoder, texts, full_vectors, precision, atol):
     encoder = DocumentEncoder(tiny_encoder, batch_size=8, precision=precision)
-    vectors = encoder.encode(texts[:20]).toarray()
-    np.testing.assert_allclose(vectors, full_vectors[:20], atol=atol, rtol=0)
-    top = np.argsort(-full_vectors[:20], axis=1)[:, :5]
+    vectors = encoder.encode(texts[:8]).toarray()
+    np.testing.assert_allclose(vectors, full_vectors[:8], atol=atol, rtol=0)
+    top = np.argsort(-full_vectors[:8], axis=1)[:, :5]
     assert (np.take_along_axis(vectors, top, axis=1) > 0).all()
 
 
