@@ -328,6 +328,13 @@ def test_hits_carry_titles_snippets_and_explanations(served, retriever):
     assert served.get("/health").json()["document_store"] is True
 
 
+def test_k_is_a_json_schema_integer(served):
+    """21.0 is an integer in JSON Schema (one number type); 21.5, "21" and true are not."""
+    assert served.post("/search", json={"query": "design", "k": 21.0}).status_code == 200
+    for k in (21.5, "21", True):
+        assert served.post("/search", json={"query": "design", "k": k}).status_code == 422, k
+
+
 def test_get_search_validates_like_post(served):
     assert served.get("/search", params={"q": " \t"}).json()["detail"][0]["msg"] == \
         "Value error, query is empty or whitespace only"

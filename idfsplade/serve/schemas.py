@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model
 
 from idfsplade.serve.limits import ServeLimits
 
@@ -90,6 +90,11 @@ def _not_blank(text: str) -> str:
     return text
 
 
+def _integral(value):
+    """JSON Schema's integer: 21.0 is one (JSON has one number type), "21" and true are not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 # Requests are taken as the schema states them: unknown fields are refused (a misspelt "explian" would
 # otherwise be ignored without a word) and values are not coerced ("10" is not an integer, 1 not a boolean).
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -101,7 +106,7 @@ def request_models(limits: ServeLimits) -> tuple[type[BaseModel], type[BaseModel
                       AfterValidator(_not_blank), WithJsonSchema({"type": "string", "minLength": 1,
                                                                  "maxLength": limits.max_query_chars,
                                                                  "pattern": NOT_BLANK})]
-    k = Annotated[int, Field(ge=1, le=limits.max_k, description="Number of documents to return.")]
+    k = Annotated[int, Field(ge=1, le=limits.max_k, description="Number of documents to return."), BeforeValidator(_integral)]
     explain = Annotated[bool, Field(description="Add each hit's matched tokens and their contributions.")]
     documents = Annotated[bool, Field(description="Add each hit's title and snippet (when the index stores "
                                                   "documents).")]
