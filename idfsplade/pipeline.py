@@ -62,8 +62,12 @@ class SparseModelSpec:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """sha256 of the fast tokenizer's full definition (vocabulary, normaliser, pre-tokeniser)."""
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+    """sha256 of the fast tokenizer's definition (vocabulary, normaliser, pre-tokeniser, model), without
+    its truncation and padding settings, which callers change at run time and which count nothing."""
+    definition = json.loads(tokenizer.backend_tokenizer.to_str())
+    definition.pop("truncation", None)
+    definition.pop("padding", None)
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
 
 
 def corpus_idf(dataset: BeirDataset, tokenizer, out: Path, progress: Progress = no_progress) -> IdfTable:

@@ -271,9 +271,6 @@ def test_train_killed_between_checkpoints_resumes_to_the_same_model(tmp_path, ad
     assert_same_training(run_dir, reference_training)
 
 
-@pytest.mark.xfail(strict=True, reason="the trainer resumes from the highest checkpoint-N folder even when its "
-                                       "save was cut short (HF writes checkpoints in place; trainer.py takes "
-                                       "get_last_checkpoint as is): a half-written checkpoint is read")
 def test_train_killed_while_saving_a_checkpoint_resumes_to_the_same_model(tmp_path, adi_path, reference_training):
     config = _train_config(tmp_path, adi_path, "killed")
     run(["train", str(config)], tmp_path, {"pause_saving_checkpoint": 6, "marker": str(tmp_path / "marker")},

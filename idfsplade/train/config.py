@@ -128,7 +128,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path=path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError("not UTF-8 text", path=path, line=line) from None
     try:
         data = yaml.safe_load(text) or {}
         node = yaml.compose(text)

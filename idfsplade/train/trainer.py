@@ -22,7 +22,6 @@ from accelerate import PartialState
 from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments
 from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import SpladeRegularizerWeightSchedulerCallback
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.data import BeirDataset
@@ -155,7 +154,7 @@ def train(config: RunConfig, timer: StageTimer | None = None) -> Path:
         model=student, args=training_arguments(config, checkpoints, n_candidates), train_dataset=train_dataset,
         loss=loss, evaluator=evaluator, samples_path=work / "samples.jsonl",
         callbacks=[SpladeRegularizerWeightSchedulerCallback(loss, "quadratic", config.loss.flops_warmup_ratio)])
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    resume = last_complete_checkpoint(checkpoints)
     with timer.stage(f"training ({len(examples)} examples, resume from {resume})" if resume
                      else f"training ({len(examples)} examples)"):
         trainer.train(resume_from_checkpoint=resume)
@@ -167,6 +166,17 @@ def train(config: RunConfig, timer: StageTimer | None = None) -> Path:
         save_student(student, config, work / "model")
     trainer.accelerator.wait_for_everyone()
     return work / "model"
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest ``checkpoint-N`` whose save finished. HF writes a checkpoint in place and
+    ``get_last_checkpoint`` returns the highest N even when a kill cut its save short; the trainer
+    state is written last, so a folder without ``trainer_state.json`` is half-written: skip it."""
+    if not checkpoints.is_dir():
+        return None
+    done = [c for c in checkpoints.glob("checkpoint-*")
+            if c.name.split("-")[-1].isdigit() and (c / "trainer_state.json").exists()]
+    return str(max(done, key=lambda c: int(c.name.split("-")[-1]))) if done else None
 
 
 def to_dataset(examples: ExampleSet):
