@@ -8,15 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from cli_helpers import run_cli
+
 from idfsplade.cli import main
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["idfsplade", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -4,19 +4,11 @@ of the two runs recomputed here; bad hybrid options as one-line errors."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-from idfsplade.cli import main
+from cli_helpers import run_cli
 
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["idfsplade", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 def test_evaluate_hybrid_row_is_the_fusion_of_the_two_runs(adi_path, tmp_path, monkeypatch, capsys):

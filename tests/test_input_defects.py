@@ -6,24 +6,16 @@ tokenizer.json (test_index_folder.py)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from idfsplade.cli import main
+from cli_helpers import run_cli
+
 from idfsplade.data import iter_corpus, iter_jsonl, iter_queries, load_qrels
 from idfsplade.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["idfsplade", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 def one_error_line(err: str) -> str:
