@@ -130,8 +130,8 @@ class QueryVocabSpladeLoss(SpladeLoss):
             raise ValueError(f"head must be one of {HEADS}")
         if document_regularizer_threshold is not None and head in ("query", "sample"):
             raise ValueError("an l0 threshold counts every column of a document: use head full or periodic")
-        _, pooling = document_modules(model)
-        if head != "full" and (pooling.pooling_strategy, pooling.activation_function) != ("max", "relu"):
+        pooling = document_modules(model)[1] if head != "full" else None
+        if pooling is not None and (pooling.pooling_strategy, pooling.activation_function) != ("max", "relu"):
             raise ValueError(f"the query-column head implements max pooling of log1p(relu); this model pools "
                              f"{pooling.pooling_strategy}/{pooling.activation_function}: use head full")
         super().__init__(model, loss, document_regularizer_weight=document_regularizer_weight,
