@@ -45,6 +45,9 @@ def _parser() -> _Parser:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--prune-ratio", type=float)
     parser.add_argument("--explain", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--hybrid-weight", type=float)
+    parser.add_argument("--hybrid-method")
     return parser
 
 
@@ -67,26 +70,54 @@ def quick_search(argv: list[str]) -> int | None:
 
 
 def print_hits(index_dir: Path, query: str, model: str | None = None, idf_path: str | None = None, k: int = 10,
-               prune_ratio: float | None = None, explain: bool = False) -> None:
+               prune_ratio: float | None = None, explain: bool = False, hybrid: bool = False,
+               hybrid_weight: float | None = None, hybrid_method: str | None = None) -> None:
     """What ``idfsplade search INDEX -q TEXT`` prints: one tab-separated line per hit (rank, id, score,
     and title and snippet when the index stores documents), and with ``explain`` a line of the matched
-    tokens' ``idf×w_d`` contributions and their sum, the score."""
+    tokens' ``idf×w_d`` contributions and their sum, the score. With ``hybrid`` the score is the fused
+    one, and ``explain`` first gives both parts' scores (``-`` where a part did not return the document)
+    and then the sparse part's contributions, which sum to the sparse score."""
     from idfsplade.errors import InputError
     from idfsplade.search.hits import HitBuilder
-    from idfsplade.search.index_folder import open_documents, open_index_retriever
+    from idfsplade.search.index_folder import open_documents, open_hybrid, open_index_retriever
 
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}", field="--k")
+    check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
     retriever, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
-    hits, _ = HitBuilder(retriever, open_documents(index_dir)).search(query, k, explain=explain)
+    fusion = open_hybrid(index_dir, retriever, hybrid_weight, hybrid_method) if hybrid else None
+    hits, _ = HitBuilder(retriever, open_documents(index_dir), hybrid=fusion).search(query, k, explain=explain)
     lines = []
     for hit in hits:
         line = f"{hit.rank}\t{hit.id}\t{hit.score:.4f}"
         if hit.title is not None:
             line += f"\t{hit.title}\t{hit.snippet}"
         lines.append(line)
+        if explain and fusion is not None:
+            lines.append(f"\t= fused(bm25 {_part(hit.lexical_score)}, sparse {_part(hit.sparse_score)})")
         if hit.explanation is not None:
             lines.append("\t= " + " + ".join(f"{c.token} {c.idf:.3f}×{c.weight:.3f}" for c in hit.explanation)
                          + f" = {sum(c.contribution for c in hit.explanation):.4f}")
     sys.stdout.write("".join(f"{line}\n" for line in lines))
     sys.stdout.flush()
+
+
+def _part(score: float | None) -> str:
+    return "-" if score is None else f"{score:.4f}"
+
+
+def check_hybrid_options(hybrid: bool, weight: float | None, method: str | None) -> None:
+    """``--hybrid-weight`` / ``--hybrid-method`` only with ``--hybrid``, and valid values (one-line errors)."""
+    from idfsplade.errors import InputError
+
+    if not hybrid:
+        if weight is not None or method is not None:
+            raise InputError("--hybrid-weight and --hybrid-method need --hybrid", field="--hybrid")
+        return
+    from idfsplade.search.hybrid import METHODS, sparse_weights
+
+    if method is not None and method not in METHODS:
+        raise InputError(f"--hybrid-method must be one of {list(METHODS)}, got {method!r}", field="--hybrid-method")
+    if weight is not None and not 0.0 <= weight <= 1.0:
+        raise InputError(f"--hybrid-weight must be in [0, 1], got {weight}", field="--hybrid-weight")
+    sparse_weights(weight, method or "min_max")

@@ -82,7 +82,8 @@ def test_search_command_imports_no_torch(built):
     assert all(len(line) == 5 and line[3] for line in lines)  # rank, id, score, title, snippet
 
 
-@pytest.mark.parametrize("extra", [[], ["--explain"], ["--k", "3", "--prune-ratio", "0.2"], ["--no-explain"]])
+@pytest.mark.parametrize("extra", [[], ["--explain"], ["--k", "3", "--prune-ratio", "0.2"], ["--no-explain"],
+                                   ["--hybrid", "--explain"], ["--hybrid", "--hybrid-method", "rrf", "--k", "4"]])
 def test_quick_path_prints_what_the_typer_command_prints(built, extra, capsys, monkeypatch):
     from idfsplade.cli import main
     from idfsplade.console import quick_search

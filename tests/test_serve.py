@@ -107,7 +107,8 @@ def test_health_reports_what_is_served(client, source):
                                "idf": {"name": "adi-idf.json", "sha256": source.idf.sha256},
                                "document_store": False,
                                "limits": {"max_query_chars": 300, "max_k": 50, "max_batch": 4,
-                                          "max_body_bytes": 4096}}
+                                          "max_body_bytes": 4096},
+                               "hybrid": None}
     assert len(source.tokenizer.sha256) == len(source.idf.sha256) == 64
 
 

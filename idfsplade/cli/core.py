@@ -74,7 +74,9 @@ def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsp
           corpus: Annotated[Optional[Path], typer.Option(help="corpus.jsonl to copy the documents from. Default: "
                                                          "the one the vectors were encoded from.")] = None,
           documents: Annotated[bool, typer.Option(help="Store the documents (title, text) for search results.")
-                               ] = True) -> None:
+                               ] = True,
+          bm25: Annotated[bool, typer.Option(help="With the documents, a BM25 side-index (stemmed) for "
+                                             "`search --hybrid` / `serve --hybrid`.")] = True) -> None:
     """Build the exact inverted index from encoded documents (optionally pruned), atomically, with a
     copy of the query side (tokenizer.json + idf.json) and the documents, so that search needs no model."""
     from idfsplade.index import InvertedIndex
@@ -99,8 +101,9 @@ def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsp
             console.print(f"note: {corpus} (the corpus the vectors were encoded from) is not here: the index "
                           f"holds no documents; pass --corpus")
             corpus = None
-    write_index(built, output, query, corpus if documents else None)
-    stored = " + query side" * (query is not None) + " + documents" * (documents and corpus is not None)
+    write_index(built, output, query, corpus if documents else None, bm25=bm25)
+    stored = (" + query side" * (query is not None) + " + documents" * (documents and corpus is not None)
+              + " + BM25" * (bm25 and documents and corpus is not None))
     console.print(f"wrote {output}: {len(built)} docs, {built.nnz} postings{stored}")
 
 
@@ -117,24 +120,35 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
                help="Query-time pruning: drop tokens whose idf < ratio × the query's max idf.")] = None,
            run: Annotated[Optional[Path], typer.Option(help="Write a TREC run here (with --queries).")] = None,
            explain: Annotated[bool, typer.Option(help="Under each hit, its matched tokens: idf × document "
-                                                 "weight = contribution; they sum to the score.")] = False
+                                                 "weight = contribution; they sum to the score.")] = False,
+           hybrid: Annotated[bool, typer.Option(help="Fuse with the index's BM25 side-index (stemmed), per query, "
+                                                "as OpenSearch's hybrid query does; still no model call.")] = False,
+           hybrid_weight: Annotated[Optional[float], typer.Option(
+               help="Weight of the sparse side in [0, 1] (BM25 gets 1 - it). Default: the tuned one "
+                    "(idfsplade.search.hybrid.DEFAULT_WEIGHT) for min_max, unweighted for rrf.")] = None,
+           hybrid_method: Annotated[Optional[str], typer.Option(
+               help="'min_max' (normalization-processor, arithmetic mean) or 'rrf' (k=60).")] = None
            ) -> None:
     """Search an index with no model call: the query is the idf of its tokens.
 
     Prints rank, id, score and, when the index stores documents, title and snippet (tab-separated).
     """
-    from idfsplade.search.index_folder import open_index_retriever
+    from idfsplade.console import check_hybrid_options
+    from idfsplade.search.index_folder import open_hybrid, open_index_retriever
 
     if (query is None) == (queries is None):
         raise InputError("give exactly one of --query or --queries")
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}", field="--k")
+    check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
     if query is not None:
         from idfsplade.console import print_hits  # the same function the console script's quick path runs
 
-        print_hits(index_dir, query, model, idf_path, k, prune_ratio, explain)
+        print_hits(index_dir, query, model, idf_path, k, prune_ratio, explain, hybrid, hybrid_weight, hybrid_method)
         return
     retriever, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
+    if hybrid:
+        retriever = open_hybrid(index_dir, retriever, hybrid_weight, hybrid_method)
     from idfsplade.data import iter_queries
 
     texts = {q.id: q.text for q in iter_queries(queries)}

@@ -21,7 +21,12 @@ def serve(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
           port: int = 8000,
           workers: Annotated[int, typer.Option(min=1, help="Processes; each maps the same index files.")] = 1,
           max_query_chars: int = 4096, max_k: int = 1000, max_batch: int = 256,
-          max_body_bytes: Annotated[int, typer.Option(help="Larger bodies get 413 before parsing.")] = 256 * 1024
+          max_body_bytes: Annotated[int, typer.Option(help="Larger bodies get 413 before parsing.")] = 256 * 1024,
+          hybrid: Annotated[bool, typer.Option(help="Fuse every search with the index's BM25 side-index "
+                                                "(OpenSearch's hybrid query); still no model call.")] = False,
+          hybrid_weight: Annotated[float | None, typer.Option(help="Sparse side's weight in [0, 1]; default: "
+                                                              "the tuned one.")] = None,
+          hybrid_method: Annotated[str | None, typer.Option(help="'min_max' or 'rrf'.")] = None
           ) -> None:
     """Serve POST /search, POST /search/batch and GET /health (OpenAPI docs at /docs)."""
     import uvicorn
@@ -31,7 +36,8 @@ def serve(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
 
     config = ServeConfig(index_dir, model, idf_path,
                          ServeLimits(max_query_chars=max_query_chars, max_k=max_k, max_batch=max_batch,
-                                     max_body_bytes=max_body_bytes))
+                                     max_body_bytes=max_body_bytes),
+                         hybrid=hybrid, hybrid_weight=hybrid_weight, hybrid_method=hybrid_method)
     if workers == 1:
         # Load here, so a wrong folder, model or idf is a one-line error before anything listens.
         uvicorn.run(load_app(config), host=host, port=port)

@@ -1,5 +1,6 @@
 """Hits a person can read: each document's title and a snippet with the matching tokens marked, and
-why it matched — the query tokens with their ``idf(t) × w_d(t)`` contributions, which sum to the score.
+why it matched — the query tokens with their ``idf(t) × w_d(t)`` contributions, which sum to the score
+(in hybrid search, to the sparse part's score; each hit then carries both parts' scores beside the fused one).
 
 Shared by ``idfsplade search`` and the service, so both show the same thing. Needs only the query
 side (a ``tokenizers`` tokenizer and the idf array), the exact index and, for titles and snippets,
@@ -17,6 +18,7 @@ from tokenizers import Tokenizer
 from idfsplade.data.store import DocumentStore
 from idfsplade.index.exact import InvertedIndex
 from idfsplade.query.encoder import SparseQuery
+from idfsplade.search.hybrid import HybridRetriever
 from idfsplade.search.retriever import InferenceFreeRetriever
 
 SNIPPET_CHARS = 240
@@ -42,15 +44,21 @@ class Hit:
     snippet: str | None = None
     title_highlights: list[tuple[int, int]] = field(default_factory=list)  # [start, end) in title
     highlights: list[tuple[int, int]] = field(default_factory=list)  # [start, end) in snippet
-    explanation: list[Contribution] | None = None  # best first; sums to score (float rounding aside)
+    explanation: list[Contribution] | None = None  # best first; sums to the sparse score (float rounding aside)
+    # Hybrid search only: each part's score before fusion, None where that part did not return the document.
+    lexical_score: float | None = None
+    sparse_score: float | None = None
 
 
 class HitBuilder:
     """Searches like ``retriever.search`` and dresses the hits with documents and explanations."""
 
     def __init__(self, retriever: InferenceFreeRetriever, store: DocumentStore | None = None,
-                 snippet_chars: int = SNIPPET_CHARS) -> None:
+                 snippet_chars: int = SNIPPET_CHARS, hybrid: HybridRetriever | None = None) -> None:
+        if hybrid is not None and hybrid.sparse is not retriever:
+            raise ValueError("the hybrid retriever's sparse part must be `retriever`")
         self.retriever = retriever
+        self.hybrid = hybrid  # fuse with its lexical part; explanations stay those of the sparse part
         self.store = store
         self.snippet_chars = snippet_chars
         # Documents are tokenized by the query side's tokenizer, which truncates at the model's max length:
@@ -69,7 +77,11 @@ class HitBuilder:
                ) -> tuple[list[Hit], SparseQuery]:
         encoder, index = self.retriever.query_encoder, self.retriever.index
         query = encoder.encode(text)
-        hits = index.search(query.ids, query.weights, k)
+        lexical_scores = sparse_scores = None
+        if self.hybrid is None:
+            hits = index.search(query.ids, query.weights, k)
+        else:
+            hits, lexical_scores, sparse_scores = self.hybrid.search_parts(text, k)
         with_documents = documents and self.store is not None
         weights = None
         if (explain or with_documents) and self.can_explain and hits.ids:
@@ -96,7 +108,9 @@ class HitBuilder:
                 title = doc.title.translate(_BLANKS)
                 title_marks = self._marks(title, matched)
                 snippet, marks = self._snippet(doc.text.translate(_BLANKS), matched, finder)
-            out.append(Hit(rank, doc_id, float(score), title, snippet, title_marks, marks, explanation))
+            parts = {} if self.hybrid is None else {"lexical_score": lexical_scores.get(doc_id),
+                                                    "sparse_score": sparse_scores.get(doc_id)}
+            out.append(Hit(rank, doc_id, float(score), title, snippet, title_marks, marks, explanation, **parts))
         return out, query
 
     def _marks(self, text: str, matched: set[int]) -> list[tuple[int, int]]:

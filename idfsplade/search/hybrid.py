@@ -182,10 +182,16 @@ class HybridRetriever:
         return fuse([lexical, sparse], self.weights, self.method, self.rank_constant, k)
 
     def search(self, text: str, k: int = 10) -> SearchHits:
+        return self.search_parts(text, k)[0]
+
+    def search_parts(self, text: str, k: int = 10) -> tuple[SearchHits, dict[str, float], dict[str, float]]:
+        """The fused top ``k`` and each part's own ``{doc: score}`` (``lexical``, ``sparse``), as
+        retrieved before fusion: what ``search --explain`` and the service show beside a fused score."""
         depth = max(k, self.depth)
-        parts = [r.search(text, depth) for r in (self.lexical, self.sparse)]
-        fused = self._fuse(*({d: float(s) for d, s in zip(h.ids, h.scores)} for h in parts), k)
-        return SearchHits(list(fused), np.asarray(list(fused.values()), dtype=np.float32))
+        lexical, sparse = ({d: float(s) for d, s in zip(h.ids, h.scores)}
+                           for h in (r.search(text, depth) for r in (self.lexical, self.sparse)))
+        fused = self._fuse(lexical, sparse, k)
+        return SearchHits(list(fused), np.asarray(list(fused.values()), dtype=np.float32)), lexical, sparse
 
     def search_many(self, queries: dict[str, str], k: int = 100,
                     progress: Callable[[int], None] | None = None) -> Run:

@@ -5,6 +5,10 @@ Written by ``idfsplade index`` and ``evaluate`` (:func:`write_index`), opened by
 and the service (:func:`open_index_retriever`). Opening needs no torch, transformers or
 sentence-transformers: the query side is a ``tokenizers`` tokenizer and an idf array.
 
+With the documents comes a BM25 side-index (``bm25/``: bm25s, Snowball English stemmer, the lexical
+side of the hybrid default), so ``search --hybrid`` and ``serve --hybrid`` fuse BM25 with the learned
+sparse run without a model either (:func:`open_hybrid`, :mod:`idfsplade.search.hybrid`).
+
 Older index folders hold no query side; they still open, by loading the model their ``meta.json``
 records (which imports torch), or the ``--model`` given.
 """
@@ -30,6 +34,10 @@ from idfsplade.query.artefact import (
 )
 from idfsplade.query.encoder import QueryEncoder
 from idfsplade.search.retriever import InferenceFreeRetriever
+
+BM25_DIR = "bm25"
+# The side-index's analyzer: the lexical side of the hybrid default (HybridSpec.lexical == "bm25-stem").
+BM25_STEMMER = "english"
 
 
 @dataclass(frozen=True)
@@ -174,10 +182,49 @@ def open_documents(index_dir: str | Path) -> DocumentStore | None:
     return DocumentStore.open(index_dir)
 
 
+def open_hybrid(index_dir: str | Path, sparse: InferenceFreeRetriever, weight: float | None = None,
+                method: str | None = None):
+    """A :class:`~idfsplade.search.hybrid.HybridRetriever` fusing the index folder's BM25 side-index with
+    ``sparse`` (the folder's learned sparse retriever). ``weight`` (the sparse side's) and ``method``
+    default to the tuned ones; RRF's default is unweighted, as OpenSearch's."""
+    from idfsplade.search.hybrid import DEFAULT_METHOD, DEFAULT_WEIGHT, MIN_MAX, HybridRetriever
+
+    method = method or DEFAULT_METHOD
+    if weight is None and method == MIN_MAX:
+        weight = DEFAULT_WEIGHT
+    return HybridRetriever(open_lexical(index_dir), sparse, weight=weight, method=method)
+
+
+def open_lexical(index_dir: str | Path):
+    """The index folder's BM25 side-index (:class:`~idfsplade.search.bm25.BM25Retriever`, memory-mapped)."""
+    folder = Path(index_dir) / BM25_DIR
+    if not (folder / "meta.json").is_file():
+        raise InputError("the index holds no BM25 side-index, which hybrid search needs: rebuild it with "
+                         "`idfsplade index` (it is written with the documents; pass --corpus if the vectors' "
+                         "corpus has moved)", path=index_dir)
+    from idfsplade.search.bm25 import BM25Retriever  # bm25s: only for hybrid search
+
+    return BM25Retriever.load(folder)
+
+
+def _write_bm25(folder: Path) -> dict:
+    """BM25 over the documents just stored in ``folder``, in index-row order, written to ``folder/bm25``:
+    the same analyzer and text (title + text) as ``evaluate``'s stemmed BM25 row."""
+    from idfsplade.data import document_text
+    from idfsplade.search.bm25 import BM25Retriever
+
+    store = DocumentStore(folder)
+    docs = [store.get(row) for row in range(len(store))]
+    lexical = BM25Retriever([d.id for d in docs], [document_text(d) for d in docs], stemmer=BM25_STEMMER)
+    lexical.save(folder / BM25_DIR)
+    return {"bm25": {"folder": BM25_DIR, "stemmer": BM25_STEMMER, "k1": lexical.k1, "b": lexical.b}}
+
+
 def write_index(index: InvertedIndex, out: str | Path, query: QueryEncoder | None = None,
-                corpus: str | Path | None = None) -> None:
-    """Save ``index`` to ``out`` atomically, with a copy of the query side and a document store from
-    ``corpus`` when given: all of it appears at once, or nothing does."""
+                corpus: str | Path | None = None, bm25: bool = True) -> None:
+    """Save ``index`` to ``out`` atomically, with a copy of the query side, and from ``corpus`` when
+    given a document store and (``bm25``) a BM25 side-index for hybrid search: all of it appears at
+    once, or nothing does."""
 
     def attach(folder: Path) -> dict:
         extra: dict = {}
@@ -185,6 +232,8 @@ def write_index(index: InvertedIndex, out: str | Path, query: QueryEncoder | Non
             extra["query"] = save_query_side(query, folder)
         if corpus is not None:
             extra.update(write_document_store(folder, corpus, index.doc_ids))
+            if bm25:
+                extra.update(_write_bm25(folder))
         return extra
 
     index.save(out, attach)

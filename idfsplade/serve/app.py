@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from idfsplade.data.store import DocumentStore
 from idfsplade.search import InferenceFreeRetriever
 from idfsplade.search.hits import HitBuilder
+from idfsplade.search.hybrid import HybridRetriever
 from idfsplade.search.index_folder import QuerySource
 from idfsplade.serve.body_limit import BodySizeLimit
 from idfsplade.serve.limits import ServeLimits
@@ -36,6 +37,7 @@ from idfsplade.serve.schemas import (
     ErrorDetail,
     Health,
     Hit,
+    HybridInfo,
     SearchResult,
     TokenContribution,
     is_blank,
@@ -63,12 +65,15 @@ def only_query_parameters(*names: str):
 
 
 def create_app(retriever: InferenceFreeRetriever, source: QuerySource, *, limits: ServeLimits | None = None,
-               documents: DocumentStore | None = None) -> FastAPI:
+               documents: DocumentStore | None = None, hybrid: HybridRetriever | None = None) -> FastAPI:
     """Serve ``retriever``; ``source`` is what ``/health`` reports it was loaded from, ``documents`` the
-    store that gives hits their titles and snippets (None: ids and scores only)."""
+    store that gives hits their titles and snippets (None: ids and scores only). With ``hybrid`` (whose
+    sparse part is ``retriever``) every search is fused with its BM25 part."""
     limits = limits or ServeLimits()
     search_request, batch_request = request_models(limits)
-    builder = HitBuilder(retriever, documents)
+    builder = HitBuilder(retriever, documents, hybrid=hybrid)
+    hybrid_info = None if hybrid is None else HybridInfo(lexical="bm25-stem", method=hybrid.method,
+                                                         weight=hybrid.weight, depth=hybrid.depth)
     app = FastAPI(title="idfsplade search",
                   description="Inference-free sparse retrieval: the query is the idf of its tokens, "
                               "scored on an inverted index of SPLADE document vectors.")
@@ -115,7 +120,7 @@ def create_app(retriever: InferenceFreeRetriever, source: QuerySource, *, limits
         """Liveness plus what is being served: names and checksums, no server paths."""
         return Health(status="ok", documents=len(retriever.index), model=source.model,
                       tokenizer=Artefact(**source.tokenizer.as_dict()), idf=Artefact(**source.idf.as_dict()),
-                      document_store=documents is not None, limits=limits.as_dict())
+                      document_store=documents is not None, limits=limits.as_dict(), hybrid=hybrid_info)
 
     page = render_page(max_query_chars=limits.max_query_chars, max_k=limits.max_k)
 
@@ -133,4 +138,5 @@ def _hit(hit) -> Hit:
         TokenContribution(token=c.token, idf=c.idf, weight=c.weight, contribution=c.contribution)
         for c in hit.explanation]
     return Hit(id=hit.id, score=hit.score, title=hit.title, snippet=hit.snippet, title_highlights=hit.title_highlights,
-               highlights=hit.highlights, explanation=explanation)
+               highlights=hit.highlights, explanation=explanation, lexical_score=hit.lexical_score,
+               sparse_score=hit.sparse_score)

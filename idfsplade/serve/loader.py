@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from idfsplade.errors import InputError
-from idfsplade.search.index_folder import open_documents, open_index_retriever
+from idfsplade.search.index_folder import open_documents, open_hybrid, open_index_retriever
 from idfsplade.serve.app import create_app
 from idfsplade.serve.limits import ServeLimits
 
@@ -32,6 +32,9 @@ class ServeConfig:
     model: str | None = None
     idf: str | None = None  # an idf.json path or "model" (the model's own query weights)
     limits: ServeLimits = field(default_factory=ServeLimits)
+    hybrid: bool = False  # fuse every search with the index's BM25 side-index
+    hybrid_weight: float | None = None  # None: the tuned default (min_max) / unweighted (rrf)
+    hybrid_method: str | None = None
 
     def to_env(self) -> str:
         return json.dumps({**asdict(self), "index_dir": str(self.index_dir)})
@@ -39,14 +42,21 @@ class ServeConfig:
     @classmethod
     def from_env(cls, value: str) -> ServeConfig:
         raw = json.loads(value)
-        return cls(Path(raw["index_dir"]), raw["model"], raw["idf"], ServeLimits(**raw["limits"]))
+        return cls(Path(raw["index_dir"]), raw["model"], raw["idf"], ServeLimits(**raw["limits"]),
+                   raw.get("hybrid", False), raw.get("hybrid_weight"), raw.get("hybrid_method"))
 
 
 def load_app(config: ServeConfig) -> FastAPI:
-    """Load the index (memory-mapped), its query side (tokenizer.json + idf.json: no torch) and its
-    document store, then build the app."""
+    """Load the index (memory-mapped), its query side (tokenizer.json + idf.json: no torch), its
+    document store and, for hybrid mode, its BM25 side-index, then build the app."""
+    from idfsplade.console import check_hybrid_options
+
+    check_hybrid_options(config.hybrid, config.hybrid_weight, config.hybrid_method)
     retriever, source = open_index_retriever(Path(config.index_dir), config.model, config.idf)
-    return create_app(retriever, source, limits=config.limits, documents=open_documents(config.index_dir))
+    hybrid = (open_hybrid(config.index_dir, retriever, config.hybrid_weight, config.hybrid_method)
+              if config.hybrid else None)
+    return create_app(retriever, source, limits=config.limits, documents=open_documents(config.index_dir),
+                      hybrid=hybrid)
 
 
 def app_from_env() -> FastAPI:

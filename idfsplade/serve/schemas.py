@@ -36,7 +36,13 @@ class Hit(BaseModel):
     highlights: list[tuple[int, int]] = Field(
         default_factory=list, description="[start, end) character spans of matched tokens in the snippet.")
     explanation: list[TokenContribution] | None = Field(
-        None, description="With explain=true: the matched query tokens, largest contribution first.")
+        None, description="With explain=true: the matched query tokens, largest contribution first (they "
+                          "sum to the learned sparse score: in hybrid mode, to sparse_score).")
+    lexical_score: float | None = Field(
+        None, description="Hybrid mode: the BM25 score before fusion (null when BM25 did not return the document).")
+    sparse_score: float | None = Field(
+        None, description="Hybrid mode: the learned sparse score before fusion (null when that list did not "
+                          "return the document).")
 
 
 class SearchResult(BaseModel):
@@ -60,6 +66,15 @@ class Artefact(BaseModel):
     sha256: str
 
 
+class HybridInfo(BaseModel):
+    """How hybrid mode fuses the BM25 side-index's run with the learned sparse run (per query)."""
+
+    lexical: str = Field(description="The lexical side: bm25 with a Snowball stemmer ('bm25-stem').")
+    method: str = Field(description="'min_max' (min-max, weighted arithmetic mean) or 'rrf' (k=60).")
+    weight: float | None = Field(description="The sparse side's weight (BM25's is 1 - it); null: unweighted.")
+    depth: int = Field(description="Candidates each side retrieves before fusion (at least k).")
+
+
 class Health(BaseModel):
     status: str
     documents: int
@@ -68,6 +83,7 @@ class Health(BaseModel):
     idf: Artefact
     document_store: bool = Field(description="Whether hits carry titles and snippets.")
     limits: dict[str, int]
+    hybrid: HybridInfo | None = Field(None, description="Set when every search fuses BM25 with the sparse run.")
 
 
 # A query must hold a character that is not whitespace: whitespace has no tokens, so such a query can only
