@@ -24,7 +24,7 @@ from tokenizers import Tokenizer
 
 from idfsplade.atomic import atomic_save_npy, atomic_write_text
 from idfsplade.errors import InputError
-from idfsplade.idf.idf import MISSING_TOKEN_IDF, IdfTable
+from idfsplade.idf.idf import decode_idf_json, weights_from_table
 from idfsplade.query.encoder import QueryEncoder, special_ids
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -57,21 +57,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _vocab_view(tokenizer: Tokenizer):
-    """What :meth:`IdfTable.from_dict` needs of a tokenizer, from a ``tokenizers.Tokenizer``."""
-
-    class View:
-        all_special_ids = special_ids(tokenizer)
-
-        def __len__(self) -> int:
-            return tokenizer.get_vocab_size(with_added_tokens=True)
-
-        def get_vocab(self) -> dict[str, int]:
-            return tokenizer.get_vocab(with_added_tokens=True)
-
-    return View()
-
-
 def parse_tokenizer(data: bytes, source: str | Path) -> Tokenizer:
     try:
         return Tokenizer.from_str(data.decode("utf-8"))
@@ -81,24 +66,8 @@ def parse_tokenizer(data: bytes, source: str | Path) -> Tokenizer:
 
 def parse_idf(data: bytes, tokenizer: Tokenizer, source: str | Path):
     """Weights (float32, vocabulary-sized) from ``idf.json`` bytes; errors name the file and line."""
-    try:
-        table = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"invalid UTF-8 (byte {exc.start})", path=source) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON ({exc.msg})", path=source, line=exc.lineno) from None
-    if not isinstance(table, dict):
-        raise InputError("expected a JSON object {token: weight}", path=source)
-    if not all(type(w) is float or type(w) is int for w in table.values()):  # noqa: E721 - bool is not a weight
-        return IdfTable.from_dict(table, _vocab_view(tokenizer), source=source).weights  # names the bad token
-    # IdfTable.from_dict's rule, vectorised (it sits on the cold start of `idfsplade search`)
-    weights = np.full(tokenizer.get_vocab_size(with_added_tokens=True), MISSING_TOKEN_IDF, dtype=np.float32)
-    pairs = [(i, w) for i, w in zip(map(tokenizer.token_to_id, table), table.values()) if i is not None]
-    if pairs:
-        ids, values = zip(*pairs)
-        weights[list(ids)] = values
-    weights[special_ids(tokenizer)] = 0.0
-    return weights
+    return weights_from_table(decode_idf_json(data, source), tokenizer.get_vocab_size(with_added_tokens=True),
+                              tokenizer.token_to_id, special_ids(tokenizer), source)
 
 
 def _read(path: Path) -> bytes:
