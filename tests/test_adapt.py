@@ -157,7 +157,10 @@ def test_adapt_runs_on_a_folder_with_only_a_corpus(corpus_only, tmp_path, monkey
     assert rows[0]["query_active_dims"] == pytest.approx(rows[1]["query_active_dims"])  # same IDF query side
     assert (out / "report" / "results.md").read_text().startswith("adi-corpus: no queries.jsonl + qrels/test.tsv")
     assert json.loads((out / "config.json").read_text())["data"]["kind"] == "weak"
-    assert list((out / "cache" / "teachers").iterdir())  # the run's own teacher cache
+    # the teacher cache, when there is one, is the run's own
+    saved = json.loads((out / "config.json").read_text())["teachers"]
+    assert saved["cache_dir"] == str(out / "cache" / "teachers")
+    assert not saved["precompute"] or list((out / "cache" / "teachers").iterdir())
     # rerunning resumes: nothing is trained again, the same report comes back
     code, _, err = _run_cli(monkeypatch, capsys, "adapt", str(corpus_only), "--out", str(out), *TINY)
     assert code == 0, err
@@ -204,3 +207,17 @@ def test_adapt_reads_queries_and_qrels_only_for_the_report(adi_path, tmp_path, m
                      "hybrid bm25-stem+student (run) (min_max w=0.5)"]
     assert all(0.2 < r["metrics"]["nDCG@10"] < 0.7 for r in rows.values())
     assert (out / "report" / "ndcg_vs_flops.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_adapt_builds_only_the_pairs_its_steps_use(adi_path):
+    from idfsplade.train.adapt import adapt_config
+
+    cfg = adapt_config(adi_path, max_steps=20)
+    assert cfg.data.max_pairs == 40  # 20 steps × 2 queries
+    assert adapt_config(adi_path, max_steps=5000).data.max_pairs == 2000  # never more than the config's
+    assert adapt_config(adi_path, max_steps=20, overrides={"data.max_pairs": 600}).data.max_pairs == 600
+    # teacher vectors: a cache when training would encode more passages than ADI's 82 (20 × 2 × 8 = 320) ...
+    assert cfg.teachers.precompute is True
+    # ... else each batch's (4 × 2 × 8 = 64 < 82), unless the config says
+    assert adapt_config(adi_path, max_steps=4).teachers.precompute is False
+    assert adapt_config(adi_path, max_steps=4, overrides={"teachers.precompute": True}).teachers.precompute is True

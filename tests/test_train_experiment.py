@@ -59,7 +59,8 @@ evaluation: {{dataset: null}}
     rows = {r.retriever: r for r in run_experiment(load_config(path), baseline_cache=tmp_path / "eval")}
     names = [n if not n.startswith("teacher bm25:82-") else "teacher bm25:82-<pool hash>" for n in rows]
     assert names == ["bm25", "splade-tiny untrained, idf=corpus", "teacher bm25:82-<pool hash>",
-                     "teacher sparse:splade-tiny", "teacher ensemble (min-max mean)", "student (run)"]
+                     "teacher sparse:splade-tiny", "teacher ensemble (min-max mean)", "student (run)",
+                     "hybrid bm25-stem+student (run) (min_max w=0.5)"]
     # the baselines equal independent computations (tests/reference.py), not earlier pipeline output
     assert rows["bm25"].metrics["nDCG@10"] == pytest.approx(adi_reference["bm25"], abs=1e-6)
     assert rows["splade-tiny untrained, idf=corpus"].metrics["nDCG@10"] == pytest.approx(

@@ -41,7 +41,9 @@ def train(config: ConfigArg, set_: SetOpt = None) -> None:
 
 @app.command()
 def experiment(config: ConfigArg, set_: SetOpt = None, split: str = "test",
-               teachers: Annotated[bool, typer.Option(help="Also evaluate each teacher and their ensemble.")] = True
+               teachers: Annotated[bool, typer.Option(help="Also evaluate each teacher and their ensemble.")] = True,
+               hybrid: Annotated[bool, typer.Option(help="Also report the student fused with stemmed BM25 "
+                                                    "(what `search --hybrid` answers).")] = True
                ) -> None:
     """Train, then evaluate the student beside BM25, the untrained model and the teachers; write a report."""
     from idfsplade.evaluate import render_table
@@ -50,6 +52,6 @@ def experiment(config: ConfigArg, set_: SetOpt = None, split: str = "test",
 
     cfg = load_config(config, _overrides(set_))
     enable_stage_logging()
-    rows = run_experiment(cfg, split=split, teachers=teachers)
+    rows = run_experiment(cfg, split=split, teachers=teachers, hybrid=hybrid)
     out.print(render_table(rows, title=f"{Path(cfg.data.dataset).name} ({split})"))
     console.print(f"report in {cfg.output_dir}/report/ (results.md, results.json, timings.json, ndcg_vs_flops.png)")

@@ -50,6 +50,20 @@ def adapt_config(corpus: str | Path, out: str | Path | None = None, model: str |
         merged["training.max_steps"] = max_steps
     merged.update(overrides or {})
     cfg = load_config(config or DEFAULT_CONFIG, merged)
+    if "data.max_pairs" not in merged and cfg.training.max_steps > 0:
+        # Build only the pseudo-queries the steps will use: with fewer candidates, fewer passages need
+        # teacher vectors (the dense teacher dominated adapt's time), and none is built for nothing.
+        needed = cfg.training.max_steps * cfg.training.batch_size * cfg.training.gradient_accumulation_steps
+        if needed < cfg.data.max_pairs:
+            cfg.data.max_pairs = needed
+        if "teachers.precompute" not in merged:
+            # Teacher vectors for every passage once (a cache), or for each batch's passages as it comes:
+            # whichever encodes fewer texts. The targets are the same (tests/test_train_data.py).
+            per_step = (cfg.training.batch_size * cfg.training.gradient_accumulation_steps
+                        * (cfg.data.negatives + 1))
+            with (corpus / "corpus.jsonl").open("rb") as f:
+                n_docs = sum(1 for line in f if line.strip())
+            cfg.teachers.precompute = n_docs <= cfg.training.max_steps * per_step
     if cfg.data.kind != "weak":
         raise InputError("adapt trains on pseudo-queries from the corpus alone: data.kind must be 'weak'",
                          field="data.kind")
@@ -64,35 +78,6 @@ def adapt_config(corpus: str | Path, out: str | Path | None = None, model: str |
 def has_split(dataset: BeirDataset, split: str) -> bool:
     """Whether the folder has what a report on ``split`` needs (checked without reading either file)."""
     return dataset.queries_path.is_file() and dataset.qrels_path(split).is_file()
-
-
-def _renamed(row: ResultRow, name: str) -> ResultRow:
-    row.retriever = name
-    return row
-
-
-def evaluate_split(config: RunConfig, model_dir: Path, dataset: BeirDataset, split: str, timer: StageTimer,
-                   teachers: bool, hybrid: bool, baseline_cache: Path) -> list[ResultRow]:
-    """The ``experiment`` report on a judged split, plus the student fused with stemmed BM25."""
-    from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
-    from idfsplade.search.hybrid import HybridSpec
-    from idfsplade.train.experiment import evaluate_baselines, evaluate_teachers
-
-    work = Path(config.output_dir)
-    with timer.stage("evaluate BM25 and the untrained model"):
-        rows = evaluate_baselines(dataset, split, config.student.model, baseline_cache / dataset.name)
-    if teachers:
-        with timer.stage("evaluate the teachers"):
-            rows += evaluate_teachers(config, dataset, split, work / "eval")
-    with timer.stage("evaluate the student"):
-        student = f"student ({work.name})"
-        spec = SparseModelSpec(model=str(model_dir), idf="model")
-        hybrid_spec = HybridSpec() if hybrid else None
-        found = evaluate_dataset(dataset, split, work / "eval", [spec], bm25=False, hybrid=hybrid_spec)
-        rows.append(_renamed(found[0], student))
-        if hybrid_spec is not None:
-            rows.append(_renamed(found[1], f"hybrid {hybrid_spec.lexical}+{student} ({hybrid_spec.label})"))
-    return rows
 
 
 def sparsity_rows(config: RunConfig, model_dir: Path, dataset: BeirDataset, baseline_cache: Path
@@ -121,7 +106,7 @@ def run_adapt(config: RunConfig, split: str = "test", teachers: bool = True, hyb
               baseline_cache: Path = Path("runs/cache/eval")) -> list[ResultRow]:
     """Train (or resume) on the corpus alone, then write ``<output_dir>/report/`` (``results.md``,
     ``results.json``, ``timings.json`` and, when ``split`` is judged, ``ndcg_vs_flops.png``)."""
-    from idfsplade.train.experiment import plot_ndcg_vs_flops
+    from idfsplade.train.experiment import evaluate_on_split, plot_ndcg_vs_flops
     from idfsplade.train.trainer import train
 
     timer = StageTimer()
@@ -130,7 +115,7 @@ def run_adapt(config: RunConfig, split: str = "test", teachers: bool = True, hyb
     dataset = BeirDataset(config.data.dataset)
     report = work / "report"
     if has_split(dataset, split):  # read only now, for the report
-        rows = evaluate_split(config, model_dir, dataset, split, timer, teachers, hybrid, baseline_cache)
+        rows = evaluate_on_split(config, model_dir, dataset, split, timer, teachers, hybrid, baseline_cache)
         note = f"{dataset.name}, split {split}: evaluated after training (training read only corpus.jsonl).\n\n"
         plot_ndcg_vs_flops(rows, report / "ndcg_vs_flops.png")
     else:

@@ -19,6 +19,7 @@ from idfsplade.atomic import atomic_write_json, atomic_write_text
 from idfsplade.data import BeirDataset
 from idfsplade.evaluate import ResultRow, evaluate_run, render_markdown, write_trec_run
 from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
+from idfsplade.search.hybrid import HybridSpec
 from idfsplade.search.retriever import Run
 from idfsplade.train.config import RunConfig
 from idfsplade.train.ensemble import ensemble_targets
@@ -63,9 +64,37 @@ def _score_run(dataset: BeirDataset, name: str, run: Run, qrels: dict, work: Pat
 
 def evaluate_student(model_dir: Path, dataset: BeirDataset, split: str, work: Path, name: str) -> ResultRow:
     """The trained model on the full split, with its own query weights (idf.json in its route)."""
-    (row,) = evaluate_dataset(dataset, split, work, [SparseModelSpec(model=str(model_dir), idf="model")], bm25=False)
-    row.retriever = name
-    return row
+    return evaluate_student_rows(model_dir, dataset, split, work, name)[0]
+
+
+def evaluate_student_rows(model_dir: Path, dataset: BeirDataset, split: str, work: Path, name: str,
+                          hybrid: HybridSpec | None = None) -> list[ResultRow]:
+    """:func:`evaluate_student`'s row and, with ``hybrid``, the student fused with BM25 (the row of
+    ``evaluate --hybrid``, named after the student)."""
+    rows = evaluate_dataset(dataset, split, work, [SparseModelSpec(model=str(model_dir), idf="model")], bm25=False,
+                            hybrid=hybrid)
+    rows[0].retriever = name
+    if hybrid is not None:
+        rows[1].retriever = f"hybrid {hybrid.lexical}+{name} ({hybrid.label})"
+    return rows
+
+
+def evaluate_on_split(config: RunConfig, model_dir: Path, dataset: BeirDataset, split: str, timer: StageTimer,
+                      teachers: bool = True, hybrid: bool = True,
+                      baseline_cache: Path = Path("runs/cache/eval")) -> list[ResultRow]:
+    """The report's rows on a judged split: BM25 and the untrained model (cached under
+    ``baseline_cache/<dataset>``), the teachers, the student and (``hybrid``) the student fused with
+    stemmed BM25 as ``search --hybrid`` does. Shared by ``experiment`` and ``adapt``."""
+    work = Path(config.output_dir)
+    with timer.stage("evaluate BM25 and the untrained model"):
+        rows = evaluate_baselines(dataset, split, config.student.model, baseline_cache / dataset.name)
+    if teachers:
+        with timer.stage("evaluate the teachers"):
+            rows += evaluate_teachers(config, dataset, split, work / "eval")
+    with timer.stage("evaluate the student"):
+        rows += evaluate_student_rows(model_dir, dataset, split, work / "eval", f"student ({work.name})",
+                                      HybridSpec() if hybrid else None)
+    return rows
 
 
 def evaluate_baselines(dataset: BeirDataset, split: str, base_model: str, cache: Path) -> list[ResultRow]:
@@ -103,7 +132,7 @@ def plot_ndcg_vs_flops(rows: list[ResultRow], path: Path) -> None:
     tmp.replace(path)
 
 
-def run_experiment(config: RunConfig, split: str = "test", teachers: bool = True,
+def run_experiment(config: RunConfig, split: str = "test", teachers: bool = True, hybrid: bool = True,
                    baseline_cache: Path = Path("runs/cache/eval")) -> list[ResultRow]:
     """Train (or resume) and evaluate; writes ``<output_dir>/report/``. Returns the table rows.
 
@@ -115,13 +144,7 @@ def run_experiment(config: RunConfig, split: str = "test", teachers: bool = True
     model_dir = train(config, timer)
     work = Path(config.output_dir)
     dataset = BeirDataset(config.data.dataset)
-    with timer.stage("evaluate BM25 and the untrained model"):
-        rows = evaluate_baselines(dataset, split, config.student.model, baseline_cache / dataset.name)
-    if teachers:
-        with timer.stage("evaluate the teachers"):
-            rows += evaluate_teachers(config, dataset, split, work / "eval")
-    with timer.stage("evaluate the student"):
-        rows.append(evaluate_student(model_dir, dataset, split, work / "eval", f"student ({work.name})"))
+    rows = evaluate_on_split(config, model_dir, dataset, split, timer, teachers, hybrid, baseline_cache)
     report = work / "report"
     atomic_write_json(report / "results.json", [r.as_dict() for r in rows])
     atomic_write_text(report / "results.md", render_markdown(rows))
