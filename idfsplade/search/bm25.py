@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.errors import InputError
 from idfsplade.index.base import SearchHits, read_index_meta
 from idfsplade.search.retriever import Run
+
+# bm25s sets its own logger to DEBUG at import; once anything configures the root logger (a library's
+# logging.warning() does), every index build would print "DEBUG:bm25s:Building index …" to users.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 class BM25Retriever:

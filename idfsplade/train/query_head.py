@@ -39,6 +39,7 @@ transform runs unchanged for any architecture.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -134,8 +135,10 @@ class QueryVocabSpladeLoss(SpladeLoss):
         if pooling is not None and (pooling.pooling_strategy, pooling.activation_function) != ("max", "relu"):
             raise ValueError(f"the query-column head implements max pooling of log1p(relu); this model pools "
                              f"{pooling.pooling_strategy}/{pooling.activation_function}: use head full")
-        super().__init__(model, loss, document_regularizer_weight=document_regularizer_weight,
-                         query_regularizer_weight=None, document_regularizer_threshold=document_regularizer_threshold)
+        with _without_root_warning("query_regularizer_weight is None"):
+            super().__init__(model, loss, document_regularizer_weight=document_regularizer_weight,
+                             query_regularizer_weight=None,
+                             document_regularizer_threshold=document_regularizer_threshold)
         self.head, self.sample_columns, self.full_every, self.seed = head, sample_columns, full_every, seed
         # The optimizer step being computed. The trainer sets it (``set_step``) so that the column
         # sample and the periodic full step are functions of (seed, step): a resumed run draws exactly
@@ -195,3 +198,24 @@ class QueryVocabSpladeLoss(SpladeLoss):
         if merged is not None:
             return list(pooled[0].reshape(len(columns_features), -1, pooled[0].shape[-1]).unbind(0))
         return pooled
+
+
+@contextlib.contextmanager
+def _without_root_warning(prefix: str):
+    """Drop one root-logger warning that does not apply here. SpladeLoss warns through ``logging.warning``
+    that no query regulariser is set ("fine in an inference-free set-up", which this always is); that
+    call would also configure the root logger, after which bm25s' DEBUG lines reach the user. A
+    NullHandler keeps ``basicConfig`` from running; the filter keeps the line from an app's own handlers."""
+    root = logging.getLogger()
+    null = logging.NullHandler()
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(prefix)
+
+    root.addHandler(null)
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+        root.removeHandler(null)
