@@ -281,12 +281,13 @@ def test_lucene_single_search_matches_batch(collection, lucene_index):
 
 
 @pytest.fixture(scope="module")
-def scifact_queries(scifact_sparse, scifact_path):
+def scifact_queries(scifact_sparse, scifact_subset):
     """The 300 SciFact test queries as ``(term_ids, weights)``, encoded with no model call."""
     from idfsplade.data import BeirDataset
 
     retriever, _ = scifact_sparse
-    queries, _ = BeirDataset(scifact_path).split_queries("test")
+    queries, _ = BeirDataset(scifact_subset).split_queries("test")
+    assert len(queries) == 300 and len(retriever.index) == 1500
     encoded = retriever.query_encoder.encode_batch(list(queries.values()))
     return [(q.ids, q.weights) for q in encoded]
 
