@@ -8,6 +8,7 @@ screenshot there (docs/serving.md's picture is made that way).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -27,17 +28,17 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (D
 QUERY = "information science definitions"
 
 
-@pytest.fixture(scope="module")
-def server(adi_index):
-    """`idfsplade serve INDEX` in a thread of this process, on a free loopback port."""
+@contextlib.contextmanager
+def _serving(config):
+    """`idfsplade serve` of ``config`` in a thread of this process, on a free loopback port."""
     import uvicorn
 
-    from idfsplade.serve import ServeConfig, load_app
+    from idfsplade.serve import load_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = load_app(ServeConfig(adi_index))
+    app = load_app(config)
     instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -45,9 +46,20 @@ def server(adi_index):
     while not instance.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", app
-    instance.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(adi_index):
+    """`idfsplade serve INDEX`."""
+    from idfsplade.serve import ServeConfig
+
+    with _serving(ServeConfig(adi_index)) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +114,23 @@ def test_errors_and_markup_in_documents_are_shown_as_text(server, browser):
     page.wait_for_selector("li.hit")
     assert page.locator("li.hit img").count() == 0  # document and query text never become markup
     page.close()
+
+
+def test_hybrid_service_shows_each_part_of_the_fused_score(adi_index, browser):
+    from fastapi.testclient import TestClient
+
+    from idfsplade.serve import ServeConfig
+
+    with _serving(ServeConfig(adi_index, hybrid=True)) as (url, app):
+        expected = TestClient(app).get("/search", params={"q": QUERY, "k": 5, "explain": "true"}).json()["hits"]
+        page = browser.new_page()
+        page.goto(url + f"/?q={QUERY.replace(' ', '+')}&k=5")
+        page.wait_for_selector("li.hit")
+        meta = page.locator("li.hit .meta").first.inner_text()
+        top = expected[0]
+        part = lambda s: "–" if s is None else f"{s:.2f}"  # noqa: E731
+        assert meta.endswith(f"score {top['score']:.4f} (bm25 {part(top['lexical_score'])} ⊕ sparse "
+                             f"{part(top['sparse_score'])})")
+        page.wait_for_function("document.getElementById('served').textContent.length > 0")
+        assert page.locator("#served").inner_text().endswith("+ BM25 (hybrid) · 82 documents")
+        page.close()

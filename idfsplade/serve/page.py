@@ -96,7 +96,12 @@ function render(result, roundTripMs) {
   result.hits.forEach((hit, i) => {
     const item = el("li", "hit");
     item.appendChild(marked("h2", "title", hit.title || hit.id, hit.title ? hit.title_highlights : []));
-    item.appendChild(el("div", "meta", `#${i + 1} · id ${hit.id} · score ${hit.score.toFixed(4)}`));
+    let meta = `#${i + 1} · id ${hit.id} · score ${hit.score.toFixed(4)}`;
+    if (hit.lexical_score != null || hit.sparse_score != null) {  // hybrid: each part before fusion
+      const part = s => s == null ? "–" : s.toFixed(2);
+      meta += ` (bm25 ${part(hit.lexical_score)} ⊕ sparse ${part(hit.sparse_score)})`;
+    }
+    item.appendChild(el("div", "meta", meta));
     if (hit.snippet) item.appendChild(marked("p", "snippet", hit.snippet, hit.highlights));
     const tokens = el("div", "tokens");
     (hit.explanation || []).forEach((c, j) => {
@@ -135,7 +140,8 @@ form.addEventListener("submit", event => {
 });
 
 fetch("health").then(r => r.json()).then(h => {
-  document.getElementById("served").textContent = `${h.model} · ${h.documents} documents`;
+  document.getElementById("served").textContent =
+    `${h.model}${h.hybrid ? " + BM25 (hybrid)" : ""} · ${h.documents} documents`;
 }).catch(() => {});
 
 const initial = new URLSearchParams(location.search);
