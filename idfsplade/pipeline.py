@@ -26,6 +26,7 @@ from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
 from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder, resolve_model
 from idfsplade.model.inference_free import load_tokenizer
+from idfsplade.model.registry import DEFAULT_DOC_MODEL
 from idfsplade.search import BM25Retriever, InferenceFreeRetriever, index_folder
 from idfsplade.search.hybrid import HybridSpec, fuse_runs, sparse_weights
 from idfsplade.search.retriever import Retriever, Run
@@ -43,7 +44,7 @@ class SparseModelSpec:
     """Which model to run and where its IDF comes from: ``"corpus"`` (computed on the evaluated
     corpus), ``"model"`` (the model's own query weights / ``idf.json``) or a path to an ``idf.json``."""
 
-    model: str = "splade-tiny"
+    model: str = DEFAULT_DOC_MODEL
     idf: str = "corpus"
     batch_size: int = 32
     max_length: int = 512

@@ -152,7 +152,7 @@ def test_adapt_runs_on_a_folder_with_only_a_corpus(corpus_only, tmp_path, monkey
     assert code == 0, err
     assert (out / "model" / "idf.json").exists()
     rows = json.loads((out / "report" / "results.json").read_text())
-    assert [r["retriever"] for r in rows] == ["splade-tiny untrained, idf=corpus", "student (run)"]
+    assert [r["retriever"] for r in rows] == ["idfsplade-tiny before training, idf=corpus", "student (run)"]
     assert all(r["metrics"] == {} and r["doc_active_dims"] > 50 and r["flops"] > 0 for r in rows)
     assert rows[0]["query_active_dims"] == pytest.approx(rows[1]["query_active_dims"])  # same IDF query side
     assert (out / "report" / "results.md").read_text().startswith("adi-corpus: no queries.jsonl + qrels/test.tsv")
@@ -202,7 +202,7 @@ def test_adapt_reads_queries_and_qrels_only_for_the_report(adi_path, tmp_path, m
     assert len(reads) > 1 and not any(during for name, during in reads[1:])  # ... queries/qrels only after it
     rows = {r["retriever"]: r for r in json.loads((out / "report" / "results.json").read_text())}
     names = [n if not n.startswith("teacher bm25:") else "teacher bm25" for n in rows]
-    assert names == ["bm25", "splade-tiny untrained, idf=corpus", "teacher dense:all-MiniLM-L6-v2", "teacher bm25",
+    assert names == ["bm25", "idfsplade-tiny before training, idf=corpus", "teacher dense:all-MiniLM-L6-v2", "teacher bm25",
                      "teacher ensemble (min-max mean)", "student (run)",
                      "hybrid bm25-stem+student (run) (min_max w=0.5)"]
     assert all(0.2 < r["metrics"]["nDCG@10"] < 0.7 for r in rows.values())

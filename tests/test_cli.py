@@ -15,10 +15,10 @@ from idfsplade.cli import main
 
 @pytest.fixture(scope="module")
 def adi_eval(adi_path, tmp_path_factory):
-    """`idfsplade evaluate datasets/adi` once for the module; returns the work folder."""
+    """`idfsplade evaluate datasets/adi -m splade-tiny` once for the module; returns the work folder."""
     work = tmp_path_factory.mktemp("adi-eval")
     monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(sys, "argv", ["idfsplade", "evaluate", str(adi_path), "--work", str(work)])
+    monkeypatch.setattr(sys, "argv", ["idfsplade", "evaluate", str(adi_path), "-m", "splade-tiny", "--work", str(work)])
     with pytest.raises(SystemExit) as exit_info:
         main()
     monkeypatch.undo()
@@ -42,8 +42,8 @@ def test_evaluate_adi_against_independent_reference(adi_eval, adi_reference):
 def test_encode_index_search_agree_with_evaluate(adi_eval, adi_path, tmp_path, monkeypatch, capsys):
     work = next(p for p in adi_eval.iterdir() if p.is_dir() and (p / "index").exists())
     idf_json = work / "idf.json"
-    code, _, err = run_cli(monkeypatch, capsys, "encode", str(adi_path), "--out", str(tmp_path / "docs"),
-                           "--idf", str(idf_json))
+    code, _, err = run_cli(monkeypatch, capsys, "encode", str(adi_path), "-m", "splade-tiny",
+                           "--out", str(tmp_path / "docs"), "--idf", str(idf_json))
     assert code == 0, err
     code, _, err = run_cli(monkeypatch, capsys, "index", str(tmp_path / "docs"), "--out", str(tmp_path / "index"))
     assert code == 0, err

@@ -19,7 +19,8 @@ def test_evaluate_hybrid_row_is_the_fusion_of_the_two_runs(adi_path, tmp_path, m
     from idfsplade.search.hybrid import fuse_runs
 
     work = tmp_path / "work"
-    code, _, err = run_cli(monkeypatch, capsys, "evaluate", str(adi_path), "--work", str(work), "--no-bm25",
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", str(adi_path), "-m", "splade-tiny", "--work", str(work),
+                           "--no-bm25",
                            "--hybrid", "--hybrid-weight", "0.6")
     assert code == 0, err
     rows = {r["retriever"]: r for r in json.loads((work / "results.json").read_text())}
@@ -30,7 +31,7 @@ def test_evaluate_hybrid_row_is_the_fusion_of_the_two_runs(adi_path, tmp_path, m
     docs = list(ds.iter_corpus())
     queries, qrels = ds.split_queries("test")
     lexical = BM25Retriever([d.id for d in docs], [document_text(d) for d in docs], stemmer="english")
-    sparse, _ = build_sparse_retriever(SparseModelSpec(), ds, work / "check", work / "vectors" / "splade-tiny")
+    sparse, _ = build_sparse_retriever(SparseModelSpec(model="splade-tiny"), ds, work / "check", work / "vectors" / "splade-tiny")
     fused = fuse_runs([lexical.search_many(queries, k=100), sparse.search_many(queries, k=100)], [0.4, 0.6],
                       "min_max", k=100)
     expected = evaluate_run(qrels, fused)

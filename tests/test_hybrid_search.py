@@ -23,7 +23,7 @@ def evaluated(adi_path, tmp_path_factory):
     from idfsplade.search.hybrid import HybridSpec
 
     work = tmp_path_factory.mktemp("adi-hybrid")
-    evaluate_dataset(BeirDataset(adi_path), "test", work, [SparseModelSpec()], bm25=False, hybrid=HybridSpec())
+    evaluate_dataset(BeirDataset(adi_path), "test", work, [SparseModelSpec(model="splade-tiny")], bm25=False, hybrid=HybridSpec())
     return work / "splade-tiny-corpus"
 
 

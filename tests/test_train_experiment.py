@@ -58,12 +58,12 @@ evaluation: {{dataset: null}}
 """)
     rows = {r.retriever: r for r in run_experiment(load_config(path), baseline_cache=tmp_path / "eval")}
     names = [n if not n.startswith("teacher bm25:82-") else "teacher bm25:82-<pool hash>" for n in rows]
-    assert names == ["bm25", "splade-tiny untrained, idf=corpus", "teacher bm25:82-<pool hash>",
+    assert names == ["bm25", "splade-tiny before training, idf=corpus", "teacher bm25:82-<pool hash>",
                      "teacher sparse:splade-tiny", "teacher ensemble (min-max mean)", "student (run)",
                      "hybrid bm25-stem+student (run) (min_max w=0.5)"]
     # the baselines equal independent computations (tests/reference.py), not earlier pipeline output
     assert rows["bm25"].metrics["nDCG@10"] == pytest.approx(adi_reference["bm25"], abs=1e-6)
-    assert rows["splade-tiny untrained, idf=corpus"].metrics["nDCG@10"] == pytest.approx(
+    assert rows["splade-tiny before training, idf=corpus"].metrics["nDCG@10"] == pytest.approx(
         adi_reference["splade-tiny"], abs=1e-4)
     # the BM25 teacher scores the whole corpus: it equals a stemmed BM25Retriever run
     ds = BeirDataset(adi_path)
@@ -74,7 +74,7 @@ evaluation: {{dataset: null}}
     teacher_bm25 = next(r for name, r in rows.items() if name.startswith("teacher bm25"))
     assert teacher_bm25.metrics["nDCG@10"] == pytest.approx(expected, abs=1e-6)
     # the student is a trained model: same query side, different document vectors
-    student, untrained = rows["student (run)"], rows["splade-tiny untrained, idf=corpus"]
+    student, untrained = rows["student (run)"], rows["splade-tiny before training, idf=corpus"]
     assert student.query_active_dims == pytest.approx(untrained.query_active_dims)
     assert student.doc_active_dims != pytest.approx(untrained.doc_active_dims, abs=1e-3)
     report = tmp_path / "run" / "report"

@@ -68,7 +68,14 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--docs-per-corpus", type=int, default=1000)
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "idfsplade-tiny")
+    parser.add_argument("--card-only", action="store_true",
+                        help="only copy MODEL_CARD.md into the shipped folder and rewrite SHA256SUMS")
     args = parser.parse_args()
+    if args.card_only:
+        shutil.copy(HERE / "MODEL_CARD.md", TARGET / "MODEL_CARD.md")
+        write_checksums(TARGET)
+        print(f"updated {TARGET.relative_to(REPO)}/MODEL_CARD.md and SHA256SUMS")
+        return
 
     from idfsplade.train import load_config
     from idfsplade.train.trainer import train
@@ -105,10 +112,15 @@ def write_release(model_dir: Path, idf_json: Path, taken: list[dict]) -> None:
             shutil.copy(HERE / name, tmp / name)
         (tmp / "training_data.json").write_text(json.dumps(taken, indent=2) + "\n", encoding="utf-8")
         (tmp / "MODEL_CARD.md").write_text((HERE / "MODEL_CARD.md").read_text(encoding="utf-8"), encoding="utf-8")
-        sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(tmp).as_posix()}"
-                for p in sorted(tmp.rglob("*")) if p.is_file() and p.name != "SHA256SUMS"]
-        (tmp / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
+        write_checksums(tmp)
     print(f"wrote {TARGET.relative_to(REPO)}")
+
+
+def write_checksums(folder: Path) -> None:
+    """``SHA256SUMS`` over every file of ``folder`` (``sha256sum -c SHA256SUMS`` checks it)."""
+    sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder).as_posix()}"
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "SHA256SUMS"]
+    (folder / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

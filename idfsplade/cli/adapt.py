@@ -16,7 +16,7 @@ def adapt(corpus: Annotated[Path, typer.Argument(help="BEIR folder; only its cor
           output: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder. Default: runs/adapt/<name>.")
                             ] = None,
           model: Annotated[Optional[str], typer.Option("--model", "-m", help="Starting model (alias, hub id, "
-                                                       "folder). Default: the config's (splade-tiny).")] = None,
+                                                       "folder). Default: the config's (idfsplade-tiny).")] = None,
           max_steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the config's).")] = None,
           set_: SetOpt = None,
           config: Annotated[Optional[Path], typer.Option(help="Run config to start from. Default: the packaged "

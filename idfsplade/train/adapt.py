@@ -91,7 +91,7 @@ def sparsity_rows(config: RunConfig, model_dir: Path, dataset: BeirDataset, base
     queries = list(load_examples(config).queries.values())
     work = Path(config.output_dir)
     models = [(SparseModelSpec(model=config.student.model, idf="corpus"), baseline_cache / dataset.name / "stats",
-               f"{Path(config.student.model).name} untrained, idf=corpus"),
+               f"{Path(config.student.model).name} before training, idf=corpus"),
               (SparseModelSpec(model=str(model_dir), idf="model"), work / "eval" / "stats", f"student ({work.name})")]
     rows = []
     for spec, folder, name in models:

@@ -100,7 +100,7 @@ def evaluate_on_split(config: RunConfig, model_dir: Path, dataset: BeirDataset, 
 def evaluate_baselines(dataset: BeirDataset, split: str, base_model: str, cache: Path) -> list[ResultRow]:
     """BM25 (plain, as `idfsplade evaluate`) and the untrained model, inference-free with corpus IDF (cached across runs)."""
     rows = evaluate_dataset(dataset, split, cache, [SparseModelSpec(model=base_model, idf="corpus")], bm25=True)
-    rows[-1].retriever = f"{Path(base_model).name} untrained, idf=corpus"
+    rows[-1].retriever = f"{Path(base_model).name} before training, idf=corpus"
     return rows
 
 
