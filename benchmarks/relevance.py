@@ -124,7 +124,7 @@ def main() -> None:
               "tests": tests, "seconds": seconds}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    table = render(result)
+    table = render(result) + "\n\n" + render_tests(result)
     print(table)
     if args.markdown:
         args.markdown.write_text(table + "\n", encoding="utf-8")
@@ -141,6 +141,15 @@ def render(result: dict) -> str:
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
     lines.append("| **mean nDCG@10** | " + " | ".join(f"**{result['means'][n]:.4f}**" if n in result["means"]
                                                     else "—" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def render_tests(result: dict) -> str:
+    """The paired t-tests (nDCG@10 per query): b − a, queries b wins / loses, two-sided p."""
+    lines = ["| collection | comparison | Δ nDCG@10 | W/L | p |", "|---|---|---|---|---|"]
+    for t in result["tests"]:
+        lines.append(f"| {t['dataset']} | {t['b']} vs {t['a']} | {t['delta']:+.4f} | {t['wins']}/{t['losses']} | "
+                     f"{t['p']:.3f} |")
     return "\n".join(lines)
 
 
