@@ -26,6 +26,9 @@ from idfsplade.index.base import SearchHits
 ID_FIELD = "doc_id"
 VECTOR_FIELD = "vector"
 DB_FILE = "milvus.db"
+# milvus-lite starts a server process per database and pymilvus waits 10 s for its socket by default;
+# on 2 busy cores that start took longer once (a CI-like full test run), so wait up to a minute.
+EMBEDDED_START_S = 60.0
 MAX_TOP_K = 16384  # Milvus' limit on ``limit`` and on queries per search request
 _MAX_VARCHAR = 65535
 
@@ -97,7 +100,7 @@ class MilvusBackend:
             workdir = tempfile.TemporaryDirectory(prefix="idfsplade-milvus-")
             path = Path(workdir.name) / "index"
         with atomic_dir(path) as tmp:
-            client = pymilvus.MilvusClient(str(tmp / DB_FILE))
+            client = pymilvus.MilvusClient(str(tmp / DB_FILE), timeout=EMBEDDED_START_S)
             try:
                 _fill(client, collection, docs, doc_ids, inverted_index_algo, batch_size)
             finally:
@@ -113,7 +116,8 @@ class MilvusBackend:
         pymilvus = _import_pymilvus()
         if uri.endswith(".db") and not Path(uri).exists():
             raise InputError("no milvus-lite database here", path=uri)
-        client = pymilvus.MilvusClient(uri=uri, token=token)
+        client = pymilvus.MilvusClient(uri=uri, token=token,
+                                       timeout=EMBEDDED_START_S if uri.endswith(".db") else None)
         if not client.has_collection(collection):
             client.close()
             raise InputError(f"no collection {collection!r}", path=uri, field="collection")
