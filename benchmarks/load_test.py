@@ -8,7 +8,7 @@ Prints a table and writes the same numbers as JSON.
 
     python benchmarks/load_test.py                          # builds (or reuses) an ADI index
     python benchmarks/load_test.py --dataset datasets/scifact --requests 2000 --concurrency 16
-    python benchmarks/load_test.py --index runs/scifact/splade-tiny-corpus/index --dataset datasets/scifact
+    python benchmarks/load_test.py --index runs/scifact/idfsplade-tiny-corpus/index --dataset datasets/scifact
 
 Client and server share the machine, so on few cores the client's own CPU use lowers the numbers.
 """

@@ -7,8 +7,8 @@ the exact index, nDCG@10 on the test queries, and the median / p99 search latenc
 encoded beforehand, so only the index's work is timed; all settings interleaved query by query in
 the same run). Prints a Markdown table and writes JSON.
 
-Needs the encoded corpus: ``idfsplade encode datasets/scifact --out /tmp/scifact-docs`` (writes the
-IDF to ``/tmp/scifact-docs.idf/idf.json``). Usage: ``python benchmarks/pruning.py [--docs DIR]``.
+Needs the encoded corpus: ``idfsplade encode datasets/scifact -m splade-tiny --out runs/scifact-docs`` (writes the
+IDF to ``runs/scifact-docs.idf/idf.json``). Usage: ``python benchmarks/pruning.py [--docs DIR]``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def label(config: PruneConfig) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=Path, default=Path("/tmp/scifact-docs"),
+    parser.add_argument("--docs", type=Path, default=REPO / "runs" / "scifact-docs",
                         help="CSR store of the encoded corpus (IDF in <docs>.idf/idf.json)")
     parser.add_argument("--dataset", type=Path, default=REPO / "datasets" / "scifact")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "pruning.json")

@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scifact", action="store_true", help="add the end-to-end SciFact section")
     parser.add_argument("--synthetic-1m", action="store_true", help="add a 1M-doc corpus shaped like SciFact")
     parser.add_argument("--n-docs-1m", type=int, default=1_000_000)
-    parser.add_argument("--scifact-docs", type=Path, default=Path("/tmp/scifact-docs"),
+    parser.add_argument("--scifact-docs", type=Path, default=REPO / "runs" / "scifact-docs",
                         help="CSR store from `idfsplade encode datasets/scifact --out ...` (IDF next to it)")
     parser.add_argument("--dataset", type=Path, default=REPO / "datasets" / "scifact", help="SciFact BEIR folder")
     parser.add_argument("--repeats-e2e", type=int, default=3)
