@@ -341,3 +341,31 @@ def test_lucene_top_10_on_scifact(scifact_sparse, scifact_queries, tmp_path):
     same = sum(h.ids == exact.search(ids, w, K).ids for (ids, w), h in zip(scifact_queries, hits))
     print(f"lucene (scale 100): top-10 overlap with the exact index {recall:.4f}, {same}/{len(hits)} lists identical")
     assert recall >= 0.99
+
+
+def test_milvus_lite_start_is_retried(monkeypatch):
+    """A milvus-lite server that fails to start (it does, now and then) is started again; the last
+    failure is raised when every attempt fails."""
+    from idfsplade.index import milvus
+
+    class Fake:
+        class MilvusException(Exception):
+            pass
+
+        def __init__(self, failures: int) -> None:
+            self.failures, self.calls = failures, 0
+
+        def MilvusClient(self, db, timeout=None):  # noqa: N802 - pymilvus' name
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise Fake.MilvusException("Fail connecting to server")
+            return ("client", db, timeout)
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    flaky = Fake(failures=2)
+    assert milvus._embedded_client(flaky, "x.db") == ("client", "x.db", milvus.EMBEDDED_START_S)
+    assert flaky.calls == 3
+    dead = Fake(failures=5)
+    with pytest.raises(Fake.MilvusException):
+        milvus._embedded_client(dead, "x.db")
+    assert dead.calls == milvus.EMBEDDED_START_ATTEMPTS

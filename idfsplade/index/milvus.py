@@ -26,9 +26,25 @@ from idfsplade.index.base import SearchHits
 ID_FIELD = "doc_id"
 VECTOR_FIELD = "vector"
 DB_FILE = "milvus.db"
-# milvus-lite starts a server process per database and pymilvus waits 10 s for its socket by default;
-# on 2 busy cores that start took longer once (a CI-like full test run), so wait up to a minute.
+# milvus-lite starts a server process per database. pymilvus waits 10 s for its socket by default; wait up
+# to a minute on busy cores. And that server's start fails now and then ("Open storage failed, err: unable
+# to open database file" in /tmp/milvus*.ERROR, twice in a day of full test runs; a new start one second
+# later works), so an embedded client is created up to EMBEDDED_START_ATTEMPTS times.
 EMBEDDED_START_S = 60.0
+EMBEDDED_START_ATTEMPTS = 3
+
+
+def _embedded_client(pymilvus, db: str):
+    """A MilvusClient on a milvus-lite database file, retried when its server fails to start."""
+    import time
+
+    for attempt in range(1, EMBEDDED_START_ATTEMPTS + 1):
+        try:
+            return pymilvus.MilvusClient(db, timeout=EMBEDDED_START_S)
+        except pymilvus.MilvusException:
+            if attempt == EMBEDDED_START_ATTEMPTS:
+                raise
+            time.sleep(1.0)
 MAX_TOP_K = 16384  # Milvus' limit on ``limit`` and on queries per search request
 _MAX_VARCHAR = 65535
 
@@ -100,7 +116,7 @@ class MilvusBackend:
             workdir = tempfile.TemporaryDirectory(prefix="idfsplade-milvus-")
             path = Path(workdir.name) / "index"
         with atomic_dir(path) as tmp:
-            client = pymilvus.MilvusClient(str(tmp / DB_FILE), timeout=EMBEDDED_START_S)
+            client = _embedded_client(pymilvus, str(tmp / DB_FILE))
             try:
                 _fill(client, collection, docs, doc_ids, inverted_index_algo, batch_size)
             finally:
@@ -116,8 +132,8 @@ class MilvusBackend:
         pymilvus = _import_pymilvus()
         if uri.endswith(".db") and not Path(uri).exists():
             raise InputError("no milvus-lite database here", path=uri)
-        client = pymilvus.MilvusClient(uri=uri, token=token,
-                                       timeout=EMBEDDED_START_S if uri.endswith(".db") else None)
+        client = (_embedded_client(pymilvus, uri) if uri.endswith(".db")
+                  else pymilvus.MilvusClient(uri=uri, token=token))
         if not client.has_collection(collection):
             client.close()
             raise InputError(f"no collection {collection!r}", path=uri, field="collection")
