@@ -106,18 +106,17 @@ def _part(score: float | None) -> str:
     return "-" if score is None else f"{score:.4f}"
 
 
-def check_hybrid_options(hybrid: bool, weight: float | None, method: str | None) -> None:
-    """``--hybrid-weight`` / ``--hybrid-method`` only with ``--hybrid``, and valid values (one-line errors)."""
+def check_hybrid_options(hybrid: bool, weight: float | None, method: str | None
+                         ) -> tuple[float | None, str] | None:
+    """``--hybrid-weight`` / ``--hybrid-method`` only with ``--hybrid``, and valid values (one-line errors).
+    Returns the resolved ``(weight, method)`` with ``--hybrid``, else None. Shared by ``search`` (both
+    paths), ``serve`` and ``evaluate``."""
     from idfsplade.errors import InputError
 
     if not hybrid:
         if weight is not None or method is not None:
             raise InputError("--hybrid-weight and --hybrid-method need --hybrid", field="--hybrid")
-        return
-    from idfsplade.search.hybrid import METHODS, sparse_weights
+        return None
+    from idfsplade.search.hybrid import resolve_settings
 
-    if method is not None and method not in METHODS:
-        raise InputError(f"--hybrid-method must be one of {list(METHODS)}, got {method!r}", field="--hybrid-method")
-    if weight is not None and not 0.0 <= weight <= 1.0:
-        raise InputError(f"--hybrid-weight must be in [0, 1], got {weight}", field="--hybrid-weight")
-    sparse_weights(weight, method or "min_max")
+    return resolve_settings(weight, method)

@@ -213,7 +213,7 @@ def evaluate_dataset(dataset: BeirDataset, split: str, work: Path, specs: list[S
         if hybrid is not None:
             fused = fuse_runs([lexical_runs[hybrid.stemmer], run], sparse_weights(hybrid.weight, hybrid.method),
                               hybrid.method, hybrid.rank_constant, k)
-            name = f"hybrid {hybrid.lexical}+{row.retriever} ({hybrid.label})"
+            name = hybrid.row_name(row.retriever)
             write_trec_run(model_work / "runs" / f"hybrid-{hybrid.lexical}-{hybrid.label.replace(' ', '-')}.trec",
                            fused, tag="hybrid")
             rows.append(ResultRow(dataset.name, name, evaluate_run(qrels, fused)))

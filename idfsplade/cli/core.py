@@ -195,15 +195,14 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
 
     if name and len(name) != len(model):
         raise InputError(f"{len(name)} --name for {len(model)} --model: give one label per model", field="--name")
-    if not hybrid and (hybrid_weight is not None or hybrid_method is not None):
-        raise InputError("--hybrid-weight and --hybrid-method need --hybrid", field="--hybrid")
-    hybrid_spec = None
-    if hybrid:
-        from idfsplade.search.hybrid import DEFAULT_METHOD, DEFAULT_WEIGHT, MIN_MAX, HybridSpec
+    from idfsplade.console import check_hybrid_options
 
-        method = hybrid_method or DEFAULT_METHOD
-        weight = hybrid_weight if hybrid_weight is not None else (DEFAULT_WEIGHT if method == MIN_MAX else None)
-        hybrid_spec = HybridSpec(weight=weight, method=method)
+    settings = check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
+    hybrid_spec = None
+    if settings is not None:
+        from idfsplade.search.hybrid import HybridSpec
+
+        hybrid_spec = HybridSpec(weight=settings[0], method=settings[1])
     ds = BeirDataset(dataset)
     work = work or Path("runs") / ds.name
     specs = [SparseModelSpec(model=m, idf=idf_source, batch_size=batch_size, max_length=max_length,

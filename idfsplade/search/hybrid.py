@@ -131,6 +131,17 @@ def sparse_weights(weight: float | None, method: str) -> list[float] | None:
     return [1.0 - weight, weight]
 
 
+def resolve_settings(weight: float | None = None, method: str | None = None) -> tuple[float | None, str]:
+    """``(sparse weight, method)`` with the defaults filled in (the tuned weight for min_max; RRF stays
+    unweighted, as OpenSearch's) and checked: an :class:`InputError` for a bad method or weight. What
+    ``evaluate --hybrid``, ``search --hybrid`` and ``serve --hybrid`` all resolve their options with."""
+    method = method or DEFAULT_METHOD
+    if weight is None and method == MIN_MAX:
+        weight = DEFAULT_WEIGHT
+    _check(method, sparse_weights(weight, method), 2, RRF_RANK_CONSTANT)
+    return weight, method
+
+
 @dataclass(frozen=True)
 class HybridSpec:
     """What ``evaluate_dataset`` fuses with each sparse model's run: ``lexical`` is ``bm25`` (plain) or
@@ -157,6 +168,10 @@ class HybridSpec:
     def label(self) -> str:
         weight = "" if self.weight is None else f" w={self.weight:g}"
         return f"{self.method}{weight}"
+
+    def row_name(self, sparse: str) -> str:
+        """The result row of ``sparse`` fused with this lexical side: ``hybrid bm25-stem+<sparse> (<label>)``."""
+        return f"hybrid {self.lexical}+{sparse} ({self.label})"
 
 
 class HybridRetriever:

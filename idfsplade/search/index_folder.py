@@ -187,11 +187,9 @@ def open_hybrid(index_dir: str | Path, sparse: InferenceFreeRetriever, weight: f
     """A :class:`~idfsplade.search.hybrid.HybridRetriever` fusing the index folder's BM25 side-index with
     ``sparse`` (the folder's learned sparse retriever). ``weight`` (the sparse side's) and ``method``
     default to the tuned ones; RRF's default is unweighted, as OpenSearch's."""
-    from idfsplade.search.hybrid import DEFAULT_METHOD, DEFAULT_WEIGHT, MIN_MAX, HybridRetriever
+    from idfsplade.search.hybrid import HybridRetriever, resolve_settings
 
-    method = method or DEFAULT_METHOD
-    if weight is None and method == MIN_MAX:
-        weight = DEFAULT_WEIGHT
+    weight, method = resolve_settings(weight, method)
     return HybridRetriever(open_lexical(index_dir), sparse, weight=weight, method=method)
 
 

@@ -75,7 +75,7 @@ def evaluate_student_rows(model_dir: Path, dataset: BeirDataset, split: str, wor
                             hybrid=hybrid)
     rows[0].retriever = name
     if hybrid is not None:
-        rows[1].retriever = f"hybrid {hybrid.lexical}+{name} ({hybrid.label})"
+        rows[1].retriever = hybrid.row_name(name)
     return rows
 
 
