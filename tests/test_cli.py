@@ -111,3 +111,21 @@ def test_search_refuses_an_index_without_a_model_like_serve(tmp_path, monkeypatc
     InvertedIndex.from_csr(sp.csr_matrix(np.ones((2, 30522), dtype=np.float32)), ["a", "b"]).save(tmp_path / "bare")
     code, _, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "bare"), "-q", "anything")
     assert code == 2 and "records no model (index.info); pass --model" in err
+
+
+def test_model_loading_prints_no_library_progress_bars(tmp_path):
+    """transformers' tqdm bars ("Loading weights", "Writing model shards") stay out of a command's output."""
+    import os
+    import subprocess
+
+    corpus = tmp_path / "tiny"
+    corpus.mkdir()
+    (corpus / "corpus.jsonl").write_text("".join(json.dumps({"_id": str(i), "title": "", "text": text}) + "\n"
+                                                 for i, text in enumerate(["sparse retrieval", "dense vectors"])))
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}  # as a user's shell
+    code = "import sys; from idfsplade.cli import main; sys.argv[0] = 'idfsplade'; main()"
+    result = subprocess.run([sys.executable, "-c", code, "encode", str(corpus), "--out", str(tmp_path / "vectors")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "vectors" / "meta.json").read_text())["shape"][0] == 2
+    assert "Loading weights" not in result.stderr and "it/s]" not in result.stderr, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,14 @@ def test_config_errors_name_line_and_field(tmp_path):
     path.write_text("loss:\n  flops_weight: 1e-4\n")
     config = load_config(path, {"training.max_steps": 5})
     assert config.loss.flops_weight == pytest.approx(1e-4) and config.training.max_steps == 5
+
+
+def test_training_pins_memory_only_for_a_gpu(tmp_path):
+    # torch warns "'pin_memory' ... no accelerator is found" into `idfsplade train`'s output otherwise
+    import torch
+
+    from idfsplade.train.trainer import training_arguments
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "scifact-splade-tiny.yaml")
+    args = training_arguments(config, tmp_path / "checkpoints", n_candidates=8)
+    assert args.dataloader_pin_memory is torch.cuda.is_available()

@@ -6,11 +6,16 @@ Each command module registers its commands on the shared Typer ``app``; every
 
 from __future__ import annotations
 
+import os
 import sys
 
-from idfsplade.cli import adapt, core, export, serve, train  # noqa: F401  (each module registers its commands)
-from idfsplade.cli.app import app, console
-from idfsplade.errors import IdfspladeError
+# transformers' "Loading weights" / "Writing model shards" bars (tqdm, on by default) between our own
+# progress lines; read when huggingface_hub is first imported, so set before any command module loads.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from idfsplade.cli import adapt, core, export, serve, train  # noqa: E402, F401  (each module registers its commands)
+from idfsplade.cli.app import app, console  # noqa: E402
+from idfsplade.errors import IdfspladeError  # noqa: E402
 
 
 def main() -> None:

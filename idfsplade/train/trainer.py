@@ -111,6 +111,8 @@ def training_arguments(config: RunConfig, checkpoints: Path, n_candidates: int) 
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit,
         eval_strategy="steps" if evaluate_steps else "no", eval_steps=ev.steps if evaluate_steps else None,
         logging_steps=t.logging_steps, report_to="none", dataloader_num_workers=t.dataloader_workers,
+        # pinned memory only speeds up copies to a GPU; on a CPU-only machine torch warns about it
+        dataloader_pin_memory=torch.cuda.is_available(),
         router_mapping={"query": "query", **{f"doc_{i}": "document" for i in range(n_candidates)}},
         disable_tqdm=True)
 
