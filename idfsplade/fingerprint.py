@@ -23,8 +23,12 @@ from idfsplade.errors import notice
 _CHUNK = 1 << 20
 _memo: dict[tuple[str, int, int], str] = {}
 
-# Files of a model folder that do not change its outputs (training leftovers, docs).
-_IGNORED_MODEL_PARTS = {"checkpoints", "README.md", ".gitattributes"}
+# Files of a model folder that do not change its outputs: training leftovers, docs and provenance
+# (a model card, checksums, the configs that trained it). Neither transformers nor sentence-transformers
+# reads them, and editing a card must not re-encode every corpus.
+_IGNORED_MODEL_PARTS = {"checkpoints", "README.md", ".gitattributes", "MODEL_CARD.md", "SHA256SUMS",
+                        "training_data.json"}
+_IGNORED_MODEL_SUFFIXES = {".md", ".yaml", ".yml"}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -58,7 +62,7 @@ def model_fingerprint(name_or_path: str) -> str:
     digest = hashlib.sha256()
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = file.relative_to(folder)
-        if _IGNORED_MODEL_PARTS.intersection(relative.parts):
+        if _IGNORED_MODEL_PARTS.intersection(relative.parts) or file.suffix in _IGNORED_MODEL_SUFFIXES:
             continue
         digest.update(f"{relative.as_posix()}\0{file_sha256(file)}\n".encode())
     return digest.hexdigest()

@@ -118,3 +118,23 @@ def test_training_examples_rebuilt_when_the_corpus_changes_under_the_same_ids(ad
     second = build_weak(BeirDataset(data), folder, n_negatives=2, max_pairs=10, seed=1)
     assert [e.qid for e in second.examples] == [e.qid for e in first.examples]  # same ids...
     assert all(t.endswith("zeppelin") for pid, t in second.passages.items() if "#" not in pid)  # ...new texts
+
+
+def test_model_fingerprint_ignores_cards_and_provenance_but_not_weights(tmp_path):
+    from idfsplade.fingerprint import model_fingerprint
+
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text('{"hidden_size": 8}')
+    (folder / "sub" / "model.safetensors").write_bytes(b"\x00" * 64)
+    before = model_fingerprint(str(folder))
+    for name, text in (("MODEL_CARD.md", "scores"), ("SHA256SUMS", "abc  config.json"), ("stage1.yaml", "seed: 1"),
+                       ("training_data.json", "[]"), ("README.md", "# card"), ("checkpoints/x.bin", "state")):
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_text(text)
+    assert model_fingerprint(str(folder)) == before  # a card edit must not re-encode every corpus
+    (folder / "sub" / "model.safetensors").write_bytes(b"\x01" + b"\x00" * 63)
+    changed = model_fingerprint(str(folder))
+    assert changed != before
+    (folder / "config.json").write_text('{"hidden_size": 16}')
+    assert model_fingerprint(str(folder)) not in (before, changed)

@@ -1,0 +1,210 @@
+"""Hybrid-search alternatives that were measured and not adopted, so that the evidence stays reproducible.
+
+    .venv/bin/python benchmarks/hybrid_alternatives.py [COLLECTION ...] [--pseudo-queries 200]
+
+Two questions, with the default model (``idfsplade-tiny``, the collection's own IDF) and stemmed BM25:
+
+1. **Other score normalizations.** The shipped fusion is OpenSearch's min-max + arithmetic mean at
+   w = 0.5 (``idfsplade.search.hybrid``, chosen on SciFact train by benchmarks/hybrid_tuning.py).
+   Here the same weighted mean is computed after z-score, l2, max and distribution-based (mean ± 3σ,
+   "DBSF") normalization of each list. These four are the textbook forms, written here (a document
+   missing from a list scores 0 there); they are not claimed to match any engine's implementation.
+   Selection set: SciFact **train** queries with the untrained SPLADE-tiny (as in hybrid_tuning.py);
+   the six test splits are reported, not used to choose.
+2. **A label-free weight per corpus.** For every collection, ``--pseudo-queries`` pseudo-queries are
+   made from its corpus alone with ``idfsplade adapt``'s generators (title, sentence, span, terms;
+   the query text is cut out of its source document, which is then re-encoded and re-indexed in its
+   cut form). The fusion weight with the best nDCG@10 on them is compared, on the real test queries,
+   with the fixed w = 0.5 and with the best weight in hindsight.
+
+Document vectors come from ``benchmarks/relevance.py``'s cache (``--work``, runs/relevance); anything
+missing there is encoded first (minutes per collection). Writes ``benchmarks/results/hybrid_alternatives.json``
+and prints Markdown tables (docs/results.md, "Hybrid alternatives").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+NORMALIZATIONS = ("min_max", "z_score", "l2", "max", "dbsf")
+WEIGHTS = [round(0.1 * i, 1) for i in range(2, 9)]
+DEPTH = 100
+
+
+def normalize(scores: dict[str, float], how: str) -> dict[str, float]:
+    if how == "min_max":
+        from idfsplade.search.hybrid import min_max_normalize
+
+        return min_max_normalize(scores)
+    values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+    mean, std = values.mean(), values.std()
+    if how == "z_score":
+        return {d: (s - mean) / (std or 1.0) for d, s in scores.items()}
+    if how == "l2":
+        norm = float(np.sqrt((values ** 2).sum())) or 1.0
+        return {d: s / norm for d, s in scores.items()}
+    if how == "max":
+        top = float(values.max()) or 1.0
+        return {d: s / top for d, s in scores.items()}
+    low = mean - 3 * std  # dbsf
+    return {d: (s - low) / ((6 * std) or 1.0) for d, s in scores.items()}
+
+
+def fuse(lexical: dict, sparse: dict, weight: float, how: str = "min_max") -> dict:
+    """Per query: ``(1 - weight) · norm(lexical) + weight · norm(sparse)``; min-max is OpenSearch's (fuse())."""
+    from idfsplade.search.hybrid import fuse as opensearch_fuse
+
+    out = {}
+    for q in dict.fromkeys([*lexical, *sparse]):
+        lists = [lexical.get(q, {}), sparse.get(q, {})]
+        if how == "min_max":
+            out[q] = opensearch_fuse(lists, [1 - weight, weight], "min_max", k=DEPTH)
+            continue
+        a, b = (normalize(x, how) if x else {} for x in lists)
+        fused = {d: (1 - weight) * a.get(d, 0.0) + weight * b.get(d, 0.0) for d in {*a, *b}}
+        out[q] = dict(sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:DEPTH])
+    return out
+
+
+def ndcg(qrels: dict, run: dict) -> float:
+    from idfsplade.evaluate import evaluate_run
+
+    return round(float(evaluate_run(qrels, run)["nDCG@10"]), 4)
+
+
+def sparse_retriever(dataset, work: Path, model: str, name: str):
+    from idfsplade.pipeline import SparseModelSpec, _slug, build_sparse_retriever
+
+    spec = SparseModelSpec(model=model, name=name)
+    base = work / dataset.name
+    retriever, docs = build_sparse_retriever(spec, dataset, base / _slug(spec), base / "vectors" / _slug(spec, with_idf=False))
+    return spec, retriever, docs
+
+
+def label_free_weight(dataset, work: Path, spec, retriever, docs, n_queries: int, seed: int) -> dict:
+    """nDCG@10 of each part and fusion weight on pseudo-queries whose source documents are cut."""
+    from idfsplade.data import document_text
+    from idfsplade.index import InvertedIndex
+    from idfsplade.model import DocumentEncoder
+    from idfsplade.pipeline import load_model, _slug
+    from idfsplade.search import BM25Retriever, InferenceFreeRetriever
+    from idfsplade.train.examples import DEFAULT_PSEUDO_QUERIES, WordIdf, pseudo_queries
+
+    corpus = list(dataset.iter_corpus())
+    doc_ids = [d.id for d in corpus]
+    texts = [document_text(d) for d in corpus]
+    rng = np.random.default_rng(seed)
+    word_idf = WordIdf(texts)
+    queries, cut = {}, {}
+    for i in rng.permutation(len(corpus)).tolist():
+        made = pseudo_queries(corpus[i], DEFAULT_PSEUDO_QUERIES, rng, word_idf, 1)
+        if made:
+            queries[f"pq-{i}"], cut[i] = made[0][1], made[0][2]
+        if len(queries) == min(n_queries, len(corpus) // 2):
+            break
+    model, _ = load_model(spec, dataset, work / dataset.name / _slug(spec))
+    encoder = DocumentEncoder(model, batch_size=spec.batch_size, max_length=spec.max_length, prune=spec.prune)
+    rows = list(cut)
+    docs = docs.tolil(copy=True)
+    docs[rows] = encoder.encode([cut[i] for i in rows])
+    index = InvertedIndex.from_csr(docs.tocsr(), doc_ids)
+    sparse = InferenceFreeRetriever(retriever.query_encoder, index).search_many(queries, k=DEPTH)
+    lexical = BM25Retriever(doc_ids, [cut.get(i, t) for i, t in enumerate(texts)], stemmer="english"
+                            ).search_many(queries, k=DEPTH)
+    qrels = {q: {doc_ids[int(q[3:])]: 1} for q in queries}
+    scores = {"bm25-stem": ndcg(qrels, lexical), "sparse": ndcg(qrels, sparse)}
+    scores.update({str(w): ndcg(qrels, fuse(lexical, sparse, w)) for w in WEIGHTS})
+    return {"queries": len(queries), "ndcg10": scores,
+            "chosen_weight": max(WEIGHTS, key=lambda w: (scores[str(w)], -abs(w - 0.5)))}
+
+
+def main() -> None:
+    from idfsplade.data import BeirDataset
+    from idfsplade.model.registry import DEFAULT_DOC_MODEL
+    from idfsplade.search import BM25Retriever
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("collections", nargs="*", type=Path)
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "relevance")
+    parser.add_argument("--scifact", type=Path, default=REPO / "datasets" / "scifact")
+    parser.add_argument("--pseudo-queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "hybrid_alternatives.json")
+    args = parser.parse_args()
+    folders = args.collections or sorted(p for p in SHARED.iterdir() if (p / "corpus.jsonl").exists())
+    start = time.perf_counter()
+
+    def parts(dataset, split, model, name):
+        spec, retriever, docs = sparse_retriever(dataset, args.work, model, name)
+        queries, qrels = dataset.split_queries(split)
+        corpus = list(dataset.iter_corpus())
+        from idfsplade.data import document_text
+
+        lexical = BM25Retriever([d.id for d in corpus], [document_text(d) for d in corpus], stemmer="english"
+                                ).search_many(queries, k=DEPTH)
+        return spec, retriever, docs, qrels, lexical, retriever.search_many(queries, k=DEPTH)
+
+    # 1. the selection set: SciFact train, untrained SPLADE-tiny (never the test split)
+    scifact = BeirDataset(args.scifact)
+    _, _, _, qrels, lexical, sparse = parts(scifact, "train", "splade-tiny", "untrained")
+    selection = {how: ndcg(qrels, fuse(lexical, sparse, 0.5, how)) for how in NORMALIZATIONS}
+    result = {"selection": {"dataset": "scifact", "split": "train", "model": "splade-tiny", "weight": 0.5,
+                            "bm25-stem": ndcg(qrels, lexical), "sparse": ndcg(qrels, sparse), "ndcg10": selection},
+              "collections": []}
+    print(f"SciFact train (selection): {selection}", flush=True)
+    for folder in folders:
+        dataset = BeirDataset(folder)
+        spec, retriever, docs, qrels, lexical, sparse = parts(dataset, "test", DEFAULT_DOC_MODEL, "default")
+        row = {"dataset": dataset.name, "bm25-stem": ndcg(qrels, lexical), "default": ndcg(qrels, sparse),
+               "normalizations": {how: ndcg(qrels, fuse(lexical, sparse, 0.5, how)) for how in NORMALIZATIONS},
+               "weights": {str(w): ndcg(qrels, fuse(lexical, sparse, w)) for w in WEIGHTS}}
+        row["label_free"] = label_free_weight(dataset, args.work, spec, retriever, docs, args.pseudo_queries,
+                                              args.seed)
+        row["label_free"]["test_ndcg10_at_chosen"] = row["weights"][str(row["label_free"]["chosen_weight"])]
+        result["collections"].append(row)
+        print(f"{dataset.name}: {json.dumps(row)}", flush=True)
+    rows = result["collections"]
+    result["means"] = {
+        **{how: round(float(np.mean([r["normalizations"][how] for r in rows])), 4) for how in NORMALIZATIONS},
+        "label_free": round(float(np.mean([r["label_free"]["test_ndcg10_at_chosen"] for r in rows])), 4)}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["command"] = "python benchmarks/hybrid_alternatives.py"
+    from idfsplade.atomic import atomic_write_json
+
+    atomic_write_json(args.out, result)
+    print(render(result))
+    print(f"wrote {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
+
+
+def render(result: dict) -> str:
+    sel = result["selection"]
+    lines = ["| normalization (w = 0.5) | SciFact train (selection) | "
+             + " | ".join(r["dataset"] for r in result["collections"]) + " | mean of the six |",
+             "|---|---:|" + "---:|" * (len(result["collections"]) + 1)]
+    for how in NORMALIZATIONS:
+        lines.append(f"| {how} | {sel['ndcg10'][how]:.4f} | "
+                     + " | ".join(f"{r['normalizations'][how]:.4f}" for r in result["collections"])
+                     + f" | {result['means'][how]:.4f} |")
+    lines += ["", "| collection | w chosen on pseudo-queries | test nDCG@10 at that w | at w = 0.5 | best w on test (hindsight) |",
+              "|---|---:|---:|---:|---:|"]
+    for r in result["collections"]:
+        best = max(WEIGHTS, key=lambda w: r["weights"][str(w)])
+        lines.append(f"| {r['dataset']} | {r['label_free']['chosen_weight']} | {r['label_free']['test_ndcg10_at_chosen']:.4f}"
+                     f" | {r['weights']['0.5']:.4f} | {best} ({r['weights'][str(best)]:.4f}) |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
