@@ -44,10 +44,7 @@ DEPTH = 100
 
 
 def normalize(scores: dict[str, float], how: str) -> dict[str, float]:
-    if how == "min_max":
-        from idfsplade.search.hybrid import min_max_normalize
-
-        return min_max_normalize(scores)
+    """One list's scores under ``how`` (``z_score``, ``l2``, ``max`` or ``dbsf``)."""
     values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
     mean, std = values.mean(), values.std()
     if how == "z_score":
@@ -63,16 +60,15 @@ def normalize(scores: dict[str, float], how: str) -> dict[str, float]:
 
 
 def fuse(lexical: dict, sparse: dict, weight: float, how: str = "min_max") -> dict:
-    """Per query: ``(1 - weight) · norm(lexical) + weight · norm(sparse)``; min-max is OpenSearch's (fuse())."""
-    from idfsplade.search.hybrid import fuse as opensearch_fuse
+    """Per query: ``(1 - weight) · norm(lexical) + weight · norm(sparse)``; min-max is the shipped
+    OpenSearch fusion (``fuse_runs``), the others are written here."""
+    from idfsplade.search.hybrid import fuse_runs
 
+    if how == "min_max":
+        return fuse_runs([lexical, sparse], [1 - weight, weight], "min_max", k=DEPTH)
     out = {}
     for q in dict.fromkeys([*lexical, *sparse]):
-        lists = [lexical.get(q, {}), sparse.get(q, {})]
-        if how == "min_max":
-            out[q] = opensearch_fuse(lists, [1 - weight, weight], "min_max", k=DEPTH)
-            continue
-        a, b = (normalize(x, how) if x else {} for x in lists)
+        a, b = (normalize(x, how) if x else {} for x in (lexical.get(q, {}), sparse.get(q, {})))
         fused = {d: (1 - weight) * a.get(d, 0.0) + weight * b.get(d, 0.0) for d in {*a, *b}}
         out[q] = dict(sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:DEPTH])
     return out
@@ -93,25 +89,24 @@ def sparse_retriever(dataset, work: Path, model: str, name: str):
     return spec, retriever, docs
 
 
-def label_free_weight(dataset, work: Path, spec, retriever, docs, n_queries: int, seed: int) -> dict:
+def label_free_weight(dataset, corpus: list, texts: list[str], work: Path, spec, retriever, docs,
+                      n_queries: int, seed: int) -> dict:
     """nDCG@10 of each part and fusion weight on pseudo-queries whose source documents are cut."""
-    from idfsplade.data import document_text
     from idfsplade.index import InvertedIndex
     from idfsplade.model import DocumentEncoder
     from idfsplade.pipeline import load_model, _slug
     from idfsplade.search import BM25Retriever, InferenceFreeRetriever
     from idfsplade.train.examples import DEFAULT_PSEUDO_QUERIES, WordIdf, pseudo_queries
 
-    corpus = list(dataset.iter_corpus())
     doc_ids = [d.id for d in corpus]
-    texts = [document_text(d) for d in corpus]
     rng = np.random.default_rng(seed)
     word_idf = WordIdf(texts)
-    queries, cut = {}, {}
+    queries, cut, qrels = {}, {}, {}
     for i in rng.permutation(len(corpus)).tolist():
         made = pseudo_queries(corpus[i], DEFAULT_PSEUDO_QUERIES, rng, word_idf, 1)
         if made:
-            queries[f"pq-{i}"], cut[i] = made[0][1], made[0][2]
+            qid = f"pq-{i}"
+            queries[qid], cut[i], qrels[qid] = made[0][1], made[0][2], {doc_ids[i]: 1}
         if len(queries) == min(n_queries, len(corpus) // 2):
             break
     model, _ = load_model(spec, dataset, work / dataset.name / _slug(spec))
@@ -123,7 +118,6 @@ def label_free_weight(dataset, work: Path, spec, retriever, docs, n_queries: int
     sparse = InferenceFreeRetriever(retriever.query_encoder, index).search_many(queries, k=DEPTH)
     lexical = BM25Retriever(doc_ids, [cut.get(i, t) for i, t in enumerate(texts)], stemmer="english"
                             ).search_many(queries, k=DEPTH)
-    qrels = {q: {doc_ids[int(q[3:])]: 1} for q in queries}
     scores = {"bm25-stem": ndcg(qrels, lexical), "sparse": ndcg(qrels, sparse)}
     scores.update({str(w): ndcg(qrels, fuse(lexical, sparse, w)) for w in WEIGHTS})
     return {"queries": len(queries), "ndcg10": scores,
@@ -131,7 +125,7 @@ def label_free_weight(dataset, work: Path, spec, retriever, docs, n_queries: int
 
 
 def main() -> None:
-    from idfsplade.data import BeirDataset
+    from idfsplade.data import BeirDataset, document_text
     from idfsplade.model.registry import DEFAULT_DOC_MODEL
     from idfsplade.search import BM25Retriever
 
@@ -146,19 +140,19 @@ def main() -> None:
     folders = args.collections or sorted(p for p in SHARED.iterdir() if (p / "corpus.jsonl").exists())
     start = time.perf_counter()
 
-    def parts(dataset, split, model, name):
+    def parts(dataset, corpus, texts, split, model, name):
         spec, retriever, docs = sparse_retriever(dataset, args.work, model, name)
         queries, qrels = dataset.split_queries(split)
-        corpus = list(dataset.iter_corpus())
-        from idfsplade.data import document_text
-
-        lexical = BM25Retriever([d.id for d in corpus], [document_text(d) for d in corpus], stemmer="english"
-                                ).search_many(queries, k=DEPTH)
+        lexical = BM25Retriever([d.id for d in corpus], texts, stemmer="english").search_many(queries, k=DEPTH)
         return spec, retriever, docs, qrels, lexical, retriever.search_many(queries, k=DEPTH)
+
+    def read_corpus(dataset):
+        corpus = list(dataset.iter_corpus())
+        return corpus, [document_text(d) for d in corpus]
 
     # 1. the selection set: SciFact train, untrained SPLADE-tiny (never the test split)
     scifact = BeirDataset(args.scifact)
-    _, _, _, qrels, lexical, sparse = parts(scifact, "train", "splade-tiny", "untrained")
+    _, _, _, qrels, lexical, sparse = parts(scifact, *read_corpus(scifact), "train", "splade-tiny", "untrained")
     selection = {how: ndcg(qrels, fuse(lexical, sparse, 0.5, how)) for how in NORMALIZATIONS}
     result = {"selection": {"dataset": "scifact", "split": "train", "model": "splade-tiny", "weight": 0.5,
                             "bm25-stem": ndcg(qrels, lexical), "sparse": ndcg(qrels, sparse), "ndcg10": selection},
@@ -166,12 +160,14 @@ def main() -> None:
     print(f"SciFact train (selection): {selection}", flush=True)
     for folder in folders:
         dataset = BeirDataset(folder)
-        spec, retriever, docs, qrels, lexical, sparse = parts(dataset, "test", DEFAULT_DOC_MODEL, "default")
+        corpus, texts = read_corpus(dataset)
+        spec, retriever, docs, qrels, lexical, sparse = parts(dataset, corpus, texts, "test", DEFAULT_DOC_MODEL,
+                                                              "default")
         row = {"dataset": dataset.name, "bm25-stem": ndcg(qrels, lexical), "default": ndcg(qrels, sparse),
                "normalizations": {how: ndcg(qrels, fuse(lexical, sparse, 0.5, how)) for how in NORMALIZATIONS},
                "weights": {str(w): ndcg(qrels, fuse(lexical, sparse, w)) for w in WEIGHTS}}
-        row["label_free"] = label_free_weight(dataset, args.work, spec, retriever, docs, args.pseudo_queries,
-                                              args.seed)
+        row["label_free"] = label_free_weight(dataset, corpus, texts, args.work, spec, retriever, docs,
+                                              args.pseudo_queries, args.seed)
         row["label_free"]["test_ndcg10_at_chosen"] = row["weights"][str(row["label_free"]["chosen_weight"])]
         result["collections"].append(row)
         print(f"{dataset.name}: {json.dumps(row)}", flush=True)

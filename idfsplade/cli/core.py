@@ -10,6 +10,7 @@ import typer
 
 from idfsplade.cli.app import app, console, out, progress_factory
 from idfsplade.errors import InputError
+from idfsplade.model.registry import DEFAULT_DOC_MODEL
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Doc model: alias (idfsplade-tiny, splade-tiny), hub "
                                                             "id or folder.")]
@@ -26,7 +27,7 @@ def _prune(top_k: Optional[int], max_ratio: Optional[float], threshold: Optional
 @app.command()
 def idf(dataset: Annotated[Path, typer.Argument(help="BEIR folder or a corpus.jsonl.")],
         output: Annotated[Path, typer.Option("--out", "-o", help="Where to write idf.json.")],
-        model: ModelOpt = "idfsplade-tiny") -> None:
+        model: ModelOpt = DEFAULT_DOC_MODEL) -> None:
     """Compute OpenSearch-format idf.json (token → ln(1+(N−df+0.5)/(df+0.5))) over a corpus."""
     from idfsplade.data import document_text, iter_corpus
     from idfsplade.idf import IdfTable
@@ -44,7 +45,7 @@ def idf(dataset: Annotated[Path, typer.Argument(help="BEIR folder or a corpus.js
 @app.command()
 def encode(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")],
            output: Annotated[Path, typer.Option("--out", "-o", help="Output folder (CSR .npy + meta.json).")],
-           model: ModelOpt = "idfsplade-tiny",
+           model: ModelOpt = DEFAULT_DOC_MODEL,
            idf_path: Annotated[str, typer.Option("--idf", help="'corpus', 'model' or an idf.json path.")] = "corpus",
            batch_size: int = 32, max_length: int = 512,
            top_k: Annotated[Optional[int], typer.Option(help="Keep the k largest weights per doc.")] = None,
@@ -168,7 +169,7 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
 def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Path("datasets/scifact"),
              split: str = "test",
              model: Annotated[list[str], typer.Option("--model", "-m", help="Sparse doc model(s); repeatable.")
-                              ] = ["idfsplade-tiny"],  # noqa: B006 - typer needs a literal default
+                              ] = [DEFAULT_DOC_MODEL],  # noqa: B006 - typer needs a list default
              name: Annotated[Optional[list[str]], typer.Option(
                  help="Row label of each --model, in order (default: the model's folder name; a trained "
                       "run's <run>/model folder is labelled <run>).")] = None,

@@ -26,6 +26,8 @@ from idfsplade.index.base import SearchHits
 ID_FIELD = "doc_id"
 VECTOR_FIELD = "vector"
 DB_FILE = "milvus.db"
+MAX_TOP_K = 16384  # Milvus' limit on ``limit`` and on queries per search request
+_MAX_VARCHAR = 65535
 # milvus-lite starts a server process per database. pymilvus waits 10 s for its socket by default; wait up
 # to a minute on busy cores. And that server's start fails now and then ("Open storage failed, err: unable
 # to open database file" in /tmp/milvus*.ERROR, twice in a day of full test runs; a new start one second
@@ -45,8 +47,6 @@ def _embedded_client(pymilvus, db: str):
             if attempt == EMBEDDED_START_ATTEMPTS:
                 raise
             time.sleep(1.0)
-MAX_TOP_K = 16384  # Milvus' limit on ``limit`` and on queries per search request
-_MAX_VARCHAR = 65535
 
 
 def require() -> None:
