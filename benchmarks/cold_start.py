@@ -138,7 +138,7 @@ def serve_memory(index: Path, extra: list[str], queries: list[str], timeout: flo
         server.wait(timeout=30)
 
 
-def main() -> None:
+def main() -> int | None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", type=Path, default=[Path("datasets/adi"), Path("datasets/scifact")])
     parser.add_argument("--work", type=Path, default=Path("runs/cold-start"))
@@ -155,8 +155,10 @@ def main() -> None:
         return
     # The builds (torch, ~1 GB) run in a child: this process must stay small, since a child forked from
     # it starts with its memory, and the kernel counts that in the child's peak RSS (ru_maxrss).
-    subprocess.run([sys.executable, __file__, "--build-only", "--work", str(args.work),
-                    "--datasets", *map(str, args.datasets)], check=True)
+    build = subprocess.run([sys.executable, __file__, "--build-only", "--work", str(args.work),
+                            "--datasets", *map(str, args.datasets)])
+    if build.returncode:
+        return build.returncode  # the child printed its one-line error
     indexes = {ds.name: args.work / ds.name / "index" for ds in args.datasets}
     results: dict = {"query": args.query, "python": platform.python_version(), "cpus": os.cpu_count(),
                      "loadavg_start": list(os.getloadavg()), "datasets": {}}
@@ -216,4 +218,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from idfsplade.errors import run_main
+
+    run_main(main)

@@ -224,4 +224,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from idfsplade.errors import run_main
+
+    run_main(main)

@@ -69,4 +69,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from idfsplade.errors import run_main
+
+    run_main(main)

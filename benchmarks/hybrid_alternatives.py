@@ -16,6 +16,11 @@ Two questions, with the default model (``idfsplade-tiny``, the collection's own 
    the query text is cut out of its source document, which is then re-encoded and re-indexed in its
    cut form). The fusion weight with the best nDCG@10 on them is compared, on the real test queries,
    with the fixed w = 0.5 and with the best weight in hindsight.
+3. **A weight per query from a query-performance predictor.** Each list's predictor is scale-free:
+   ``cv`` (the coefficient of variation of its top-k scores, a scale-free form of NQC, Shtok et al.
+   2012) or ``gap`` ((top score − mean of the top k) / top score), at k = 10 and 100; the sparse
+   weight of a query is ``p_sparse / (p_sparse + p_lexical)``, then min-max fusion as shipped. The
+   predictor is chosen on the selection set and reported on the six.
 
 Document vectors come from ``benchmarks/relevance.py``'s cache (``--work``, runs/relevance); anything
 missing there is encoded first (minutes per collection). Writes ``benchmarks/results/hybrid_alternatives.json``
@@ -71,6 +76,31 @@ def fuse(lexical: dict, sparse: dict, weight: float, how: str = "min_max") -> di
         a, b = (normalize(x, how) if x else {} for x in (lexical.get(q, {}), sparse.get(q, {})))
         fused = {d: (1 - weight) * a.get(d, 0.0) + weight * b.get(d, 0.0) for d in {*a, *b}}
         out[q] = dict(sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:DEPTH])
+    return out
+
+
+PREDICTORS = ("cv@10", "gap@10", "cv@100", "gap@100")
+
+
+def predict(scores: dict[str, float], predictor: str) -> float:
+    """A scale-free query-performance prediction from one list's top scores (higher: more confident)."""
+    name, k = predictor.split("@")
+    top = np.sort(np.fromiter(scores.values(), dtype=np.float64, count=len(scores)))[::-1][:int(k)]
+    if not len(top) or top[0] <= 0:
+        return 0.0
+    return float(top.std() / top.mean()) if name == "cv" else float((top[0] - top.mean()) / top[0])
+
+
+def fuse_per_query(lexical: dict, sparse: dict, predictor: str) -> dict:
+    """Min-max fusion with each query's sparse weight ``p_sparse / (p_sparse + p_lexical)``."""
+    from idfsplade.search.hybrid import fuse
+
+    out = {}
+    for q in dict.fromkeys([*lexical, *sparse]):
+        a, b = lexical.get(q, {}), sparse.get(q, {})
+        pa, pb = predict(a, predictor), predict(b, predictor)
+        weight = pb / (pa + pb) if pa + pb > 0 else 0.5
+        out[q] = fuse([a, b], [1 - weight, weight], "min_max", k=DEPTH)
     return out
 
 
@@ -154,10 +184,13 @@ def main() -> None:
     scifact = BeirDataset(args.scifact)
     _, _, _, qrels, lexical, sparse = parts(scifact, *read_corpus(scifact), "train", "splade-tiny", "untrained")
     selection = {how: ndcg(qrels, fuse(lexical, sparse, 0.5, how)) for how in NORMALIZATIONS}
+    per_query = {p: ndcg(qrels, fuse_per_query(lexical, sparse, p)) for p in PREDICTORS}
+    chosen = max(PREDICTORS, key=lambda p: per_query[p])
     result = {"selection": {"dataset": "scifact", "split": "train", "model": "splade-tiny", "weight": 0.5,
-                            "bm25-stem": ndcg(qrels, lexical), "sparse": ndcg(qrels, sparse), "ndcg10": selection},
+                            "bm25-stem": ndcg(qrels, lexical), "sparse": ndcg(qrels, sparse), "ndcg10": selection,
+                            "per_query_weight": per_query, "chosen_predictor": chosen},
               "collections": []}
-    print(f"SciFact train (selection): {selection}", flush=True)
+    print(f"SciFact train (selection): {selection} {per_query}", flush=True)
     for folder in folders:
         dataset = BeirDataset(folder)
         corpus, texts = read_corpus(dataset)
@@ -165,7 +198,8 @@ def main() -> None:
                                                               "default")
         row = {"dataset": dataset.name, "bm25-stem": ndcg(qrels, lexical), "default": ndcg(qrels, sparse),
                "normalizations": {how: ndcg(qrels, fuse(lexical, sparse, 0.5, how)) for how in NORMALIZATIONS},
-               "weights": {str(w): ndcg(qrels, fuse(lexical, sparse, w)) for w in WEIGHTS}}
+               "weights": {str(w): ndcg(qrels, fuse(lexical, sparse, w)) for w in WEIGHTS},
+               "per_query_weight": {p: ndcg(qrels, fuse_per_query(lexical, sparse, p)) for p in PREDICTORS}}
         row["label_free"] = label_free_weight(dataset, corpus, texts, args.work, spec, retriever, docs,
                                               args.pseudo_queries, args.seed)
         row["label_free"]["test_ndcg10_at_chosen"] = row["weights"][str(row["label_free"]["chosen_weight"])]
@@ -174,7 +208,9 @@ def main() -> None:
     rows = result["collections"]
     result["means"] = {
         **{how: round(float(np.mean([r["normalizations"][how] for r in rows])), 4) for how in NORMALIZATIONS},
-        "label_free": round(float(np.mean([r["label_free"]["test_ndcg10_at_chosen"] for r in rows])), 4)}
+        "label_free": round(float(np.mean([r["label_free"]["test_ndcg10_at_chosen"] for r in rows])), 4),
+        **{f"per_query_weight/{p}": round(float(np.mean([r["per_query_weight"][p] for r in rows])), 4)
+           for p in PREDICTORS}}
     result["seconds"] = round(time.perf_counter() - start, 1)
     result["command"] = "python benchmarks/hybrid_alternatives.py"
     from idfsplade.atomic import atomic_write_json
@@ -199,8 +235,21 @@ def render(result: dict) -> str:
         best = max(WEIGHTS, key=lambda w: r["weights"][str(w)])
         lines.append(f"| {r['dataset']} | {r['label_free']['chosen_weight']} | {r['label_free']['test_ndcg10_at_chosen']:.4f}"
                      f" | {r['weights']['0.5']:.4f} | {best} ({r['weights'][str(best)]:.4f}) |")
+    lines += ["", "| sparse weight per query | SciFact train (selection) | "
+              + " | ".join(r["dataset"] for r in result["collections"]) + " | mean of the six |",
+              "|---|---:|" + "---:|" * (len(result["collections"]) + 1),
+              f"| fixed 0.5 (shipped) | {sel['ndcg10']['min_max']:.4f} | "
+              + " | ".join(f"{r['normalizations']['min_max']:.4f}" for r in result["collections"])
+              + f" | {result['means']['min_max']:.4f} |"]
+    for p in PREDICTORS:
+        mark = " (chosen)" if p == sel["chosen_predictor"] else ""
+        lines.append(f"| {p}{mark} | {sel['per_query_weight'][p]:.4f} | "
+                     + " | ".join(f"{r['per_query_weight'][p]:.4f}" for r in result["collections"])
+                     + f" | {result['means']['per_query_weight/' + p]:.4f} |")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    from idfsplade.errors import run_main
+
+    run_main(main)

@@ -283,4 +283,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from idfsplade.errors import run_main
+
+    run_main(main)

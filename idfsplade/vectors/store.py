@@ -52,7 +52,8 @@ def load_csr(path: str | Path, mmap: bool = True) -> tuple[sp.csr_matrix, list[s
     path = Path(path)
     meta_path = path / "meta.json"
     if not meta_path.exists():
-        raise InputError("not a sparse-matrix folder (no meta.json)", path=path)
+        raise InputError("not a sparse-matrix folder (no meta.json); `idfsplade encode DATASET --out FOLDER` "
+                         "writes one", path=path)
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS}
     shape = tuple(meta["shape"])
