@@ -29,7 +29,7 @@ def resolve_model(name_or_path: str) -> str:
     ``train``, ``adapt``) to the model saved in it (``<run>/model``); return anything else unchanged."""
     if name_or_path not in PACKAGED_MODELS:
         folder = Path(name_or_path)
-        if (folder.is_dir() and not _is_model_folder(folder) and _is_model_folder(folder / "model")):
+        if folder.is_dir() and not _is_model_folder(folder) and _is_model_folder(folder / "model"):
             return str(folder / "model")
         return name_or_path
     package, module, folder = PACKAGED_MODELS[name_or_path]
