@@ -63,14 +63,14 @@ def scifact_path() -> Path:
     return DATASETS / "scifact"
 
 
-SCIFACT_SUBSET_DOCS = 1500
+SCIFACT_SUBSET_DOCS = 1000
 
 
 @pytest.fixture(scope="session")
 def scifact_subset(scifact_path, tmp_path_factory) -> Path:
-    """A BEIR folder with SciFact's test queries and qrels and 1,500 of its 5,183 documents: every
+    """A BEIR folder with SciFact's test queries and qrels and 1,000 of its 5,183 documents: every
     document judged for a test query, then the corpus's first others. Real text and real learned
-    vectors for the backend tests, at under a third of the full corpus's encoding time."""
+    vectors for the backend tests, at a fraction of the full corpus's encoding time."""
     import shutil
 
     from idfsplade.data import BeirDataset
@@ -91,16 +91,16 @@ def scifact_subset(scifact_path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def scifact_sparse(scifact_subset, tmp_path_factory):
-    """Real encoded SciFact documents (:func:`scifact_subset`; SPLADE-tiny, corpus IDF):
-    ``(retriever, doc_matrix)``. Encoding takes about a minute on 2 cores, so it happens once per
-    session and only for tests marked slow.
+    """Real encoded SciFact documents (:func:`scifact_subset`; SPLADE-tiny, corpus IDF, the first 256
+    tokens of each): ``(retriever, doc_matrix)``. Encoding takes 30–60 s on 2 cores, so it happens once
+    per session and only for tests marked slow.
     """
     from idfsplade.data import BeirDataset
     from idfsplade.pipeline import SparseModelSpec, build_sparse_retriever
 
     work = tmp_path_factory.mktemp("scifact-splade-tiny")
-    return build_sparse_retriever(SparseModelSpec(model="splade-tiny", idf="corpus"), BeirDataset(scifact_subset),
-                                  work)
+    return build_sparse_retriever(SparseModelSpec(model="splade-tiny", idf="corpus", max_length=256),
+                                  BeirDataset(scifact_subset), work)
 
 
 @pytest.fixture(scope="session")

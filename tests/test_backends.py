@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import SCIFACT_SUBSET_DOCS
 
 from idfsplade.errors import InputError
 from idfsplade.index import InvertedIndex, SearchHits, SparseIndex
@@ -287,7 +288,7 @@ def scifact_queries(scifact_sparse, scifact_subset):
 
     retriever, _ = scifact_sparse
     queries, _ = BeirDataset(scifact_subset).split_queries("test")
-    assert len(queries) == 300 and len(retriever.index) == 1500
+    assert len(queries) == 300 and len(retriever.index) == SCIFACT_SUBSET_DOCS
     encoded = retriever.query_encoder.encode_batch(list(queries.values()))
     return [(q.ids, q.weights) for q in encoded]
 
