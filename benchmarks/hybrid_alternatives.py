@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/hybrid_alternatives.py [COLLECTION ...] [--pseudo-queries 200]
 
-Two questions, with the default model (``idfsplade-tiny``, the collection's own IDF) and stemmed BM25:
+Three questions, with the default model (``idfsplade-tiny``, the collection's own IDF) and stemmed BM25:
 
 1. **Other score normalizations.** The shipped fusion is OpenSearch's min-max + arithmetic mean at
    w = 0.5 (``idfsplade.search.hybrid``, chosen on SciFact train by benchmarks/hybrid_tuning.py).
@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "hybrid_alternatives.json")
     args = parser.parse_args()
     folders = args.collections or sorted(p for p in SHARED.iterdir() if (p / "corpus.jsonl").exists())
+    datasets = [BeirDataset(folder) for folder in folders]  # a wrong path fails now, not minutes in
     start = time.perf_counter()
 
     def parts(dataset, corpus, texts, split, model, name):
@@ -191,8 +192,7 @@ def main() -> None:
                             "per_query_weight": per_query, "chosen_predictor": chosen},
               "collections": []}
     print(f"SciFact train (selection): {selection} {per_query}", flush=True)
-    for folder in folders:
-        dataset = BeirDataset(folder)
+    for dataset in datasets:
         corpus, texts = read_corpus(dataset)
         spec, retriever, docs, qrels, lexical, sparse = parts(dataset, corpus, texts, "test", DEFAULT_DOC_MODEL,
                                                               "default")
@@ -221,33 +221,32 @@ def main() -> None:
 
 
 def render(result: dict) -> str:
-    sel = result["selection"]
-    lines = ["| normalization (w = 0.5) | SciFact train (selection) | "
-             + " | ".join(r["dataset"] for r in result["collections"]) + " | mean of the six |",
-             "|---|---:|" + "---:|" * (len(result["collections"]) + 1)]
+    sel, rows = result["selection"], result["collections"]
+
+    def table(first: str) -> list[str]:
+        return [f"| {first} | SciFact train (selection) | " + " | ".join(r["dataset"] for r in rows)
+                + " | mean of the six |", "|---|---:|" + "---:|" * (len(rows) + 1)]
+
+    def line(label: str, selection: float, values: list[float], mean: float) -> str:
+        return f"| {label} | {selection:.4f} | " + " | ".join(f"{v:.4f}" for v in values) + f" | {mean:.4f} |"
+
+    lines = table("normalization (w = 0.5)")
     for how in NORMALIZATIONS:
-        lines.append(f"| {how} | {sel['ndcg10'][how]:.4f} | "
-                     + " | ".join(f"{r['normalizations'][how]:.4f}" for r in result["collections"])
-                     + f" | {result['means'][how]:.4f} |")
+        lines.append(line(how, sel["ndcg10"][how], [r["normalizations"][how] for r in rows], result["means"][how]))
     lines += ["", "| collection | w chosen on pseudo-queries | test nDCG@10 at that w | at w = 0.5 | best w on test (hindsight) |",
               "|---|---:|---:|---:|---:|"]
-    for r in result["collections"]:
+    for r in rows:
         best = max(WEIGHTS, key=lambda w: r["weights"][str(w)])
         lines.append(f"| {r['dataset']} | {r['label_free']['chosen_weight']} | {r['label_free']['test_ndcg10_at_chosen']:.4f}"
                      f" | {r['weights']['0.5']:.4f} | {best} ({r['weights'][str(best)]:.4f}) |")
-    lines += ["", "| sparse weight per query | SciFact train (selection) | "
-              + " | ".join(r["dataset"] for r in result["collections"]) + " | mean of the six |",
-              "|---|---:|" + "---:|" * (len(result["collections"]) + 1),
-              f"| fixed 0.5 (shipped) | {sel['ndcg10']['min_max']:.4f} | "
-              + " | ".join(f"{r['normalizations']['min_max']:.4f}" for r in result["collections"])
-              + f" | {result['means']['min_max']:.4f} |"]
+    lines += ["", *table("sparse weight per query"),
+              line("fixed 0.5 (shipped)", sel["ndcg10"]["min_max"], [r["normalizations"]["min_max"] for r in rows],
+                   result["means"]["min_max"])]
     for p in PREDICTORS:
-        mark = " (chosen)" if p == sel["chosen_predictor"] else ""
-        lines.append(f"| {p}{mark} | {sel['per_query_weight'][p]:.4f} | "
-                     + " | ".join(f"{r['per_query_weight'][p]:.4f}" for r in result["collections"])
-                     + f" | {result['means']['per_query_weight/' + p]:.4f} |")
+        label = f"{p} (chosen)" if p == sel["chosen_predictor"] else p
+        lines.append(line(label, sel["per_query_weight"][p], [r["per_query_weight"][p] for r in rows],
+                          result["means"][f"per_query_weight/{p}"]))
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     from idfsplade.errors import run_main

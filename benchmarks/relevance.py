@@ -32,20 +32,18 @@ PAIRS = [("untrained", "default"), ("default", "adapted"), ("bm25-stem", "hybrid
          ("default", "hybrid-default"), ("bm25-stem", "hybrid-adapted"), ("adapted", "hybrid-adapted")]
 
 
-def evaluate_collection(folder: Path, work: Path, default_model: str, adapt: bool, adapt_steps: int):
-    """Rows (name → ResultRow) and runs (name → TREC run path) of one collection."""
-    from idfsplade.data import BeirDataset
+def evaluate_collection(dataset, work: Path, default_model: str, adapt: bool, adapt_steps: int):
+    """Rows (name → ResultRow) and runs (name → TREC run path) of one collection (a ``BeirDataset``)."""
     from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
     from idfsplade.search.hybrid import HybridSpec
 
-    dataset = BeirDataset(folder)
     specs = {"untrained": SparseModelSpec(model="splade-tiny", name="untrained"),
              "default": SparseModelSpec(model=default_model, name="default")}
     if adapt:
         from idfsplade.train.adapt import adapt_config
         from idfsplade.train.trainer import train
 
-        config = adapt_config(folder, out=work / "adapt" / dataset.name, model=default_model, max_steps=adapt_steps)
+        config = adapt_config(dataset.path, out=work / "adapt" / dataset.name, model=default_model, max_steps=adapt_steps)
         specs["adapted"] = SparseModelSpec(model=str(train(config)), name="adapted")
     hybrid = HybridSpec()
     rows = evaluate_dataset(dataset, "test", work / dataset.name, list(specs.values()),
@@ -70,7 +68,7 @@ def evaluate_collection(folder: Path, work: Path, default_model: str, adapt: boo
         hybrid_runs = sorted((folder_ / "runs").glob("hybrid-*.trec"))
         if hybrid_runs:
             runs[f"hybrid-{name}"] = hybrid_runs[0]
-    return named, runs, dataset
+    return named, runs
 
 
 def _slug(spec) -> str:
@@ -92,15 +90,17 @@ def main() -> None:
 
     import torch
 
+    from idfsplade.data import BeirDataset
     from idfsplade.evaluate import read_trec_run
     from idfsplade.evaluate.metrics import paired_t_test
 
     torch.set_num_threads(2)
     folders = args.collections or sorted(p for p in SHARED.iterdir() if (p / "corpus.jsonl").exists())
+    datasets = [BeirDataset(folder) for folder in folders]  # a wrong path fails now, not an hour in
     out_rows, tests, seconds = [], [], {}
-    for folder in folders:
+    for dataset in datasets:
         start = time.perf_counter()
-        named, runs, dataset = evaluate_collection(folder, args.work, args.default_model, args.adapt, args.adapt_steps)
+        named, runs = evaluate_collection(dataset, args.work, args.default_model, args.adapt, args.adapt_steps)
         seconds[dataset.name] = round(time.perf_counter() - start, 1)
         for name in NAMES:
             if name in named:
@@ -117,9 +117,9 @@ def main() -> None:
     means = {}
     for name in NAMES:
         values = [r["ndcg10"] for r in out_rows if r["retriever"] == name]
-        if len(values) == len(folders):
+        if len(values) == len(datasets):
             means[name] = round(sum(values) / len(values), 4)
-    result = {"split": "test", "collections": [f.name for f in folders], "default_model": args.default_model,
+    result = {"split": "test", "collections": [d.name for d in datasets], "default_model": args.default_model,
               "adapt_steps": args.adapt_steps if args.adapt else None, "rows": out_rows, "means": means,
               "tests": tests, "seconds": seconds}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -92,8 +92,8 @@ def scifact_subset(scifact_path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def scifact_sparse(scifact_subset, tmp_path_factory):
     """Real encoded SciFact documents (:func:`scifact_subset`; SPLADE-tiny, corpus IDF, the first 256
-    tokens of each): ``(retriever, doc_matrix)``. Encoding takes 30–60 s on 2 cores, so it happens once
-    per session and only for tests marked slow.
+    tokens of each): ``(retriever, doc_matrix)``. Encoding took 85 s on a slow day on 2 cores (1,500 at 512
+    tokens: 147 s), so it happens once per session and only for tests marked slow.
     """
     from idfsplade.data import BeirDataset
     from idfsplade.pipeline import SparseModelSpec, build_sparse_retriever
