@@ -12,7 +12,10 @@ Per collection (default: the six folders of ../shared/data):
 - ``adapted``: ``idfsplade adapt`` on the collection's corpus alone (starting from the default model;
   training never opens queries or qrels), then evaluated like the others;
 - ``hybrid-default`` / ``hybrid-adapted``: stemmed BM25 ⊕ that sparse run, per-query min-max and the
-  weight chosen on SciFact train (idfsplade/search/hybrid.py, benchmarks/results/hybrid_tuning.json).
+  weight chosen on SciFact train (idfsplade/search/hybrid.py, benchmarks/results/hybrid_tuning.json);
+- with ``--mini``: ``mini`` (the composite ``idfsplade-mini``: idfsplade-tiny + α · all-MiniLM-L6-v2's
+  tied vocabulary head, one sparse vector), ``hybrid-mini`` (stemmed BM25 ⊕ mini, the same fusion), and
+  with ``--mini-untrained`` also ``mini-untrained`` (the same sum with the head's untrained bias, −2).
 
 Everything is cached by content under ``--work`` (runs/relevance), so a rerun only redoes what changed.
 Writes JSON ``{"rows": [{"dataset", "retriever", "ndcg10", "recall100"}, …], "means": …, "tests": …}``.
@@ -27,18 +30,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-NAMES = ("bm25", "bm25-stem", "untrained", "default", "adapted", "hybrid-default", "hybrid-adapted")
+NAMES = ("bm25", "bm25-stem", "untrained", "default", "adapted", "mini-untrained", "mini", "hybrid-default",
+         "hybrid-adapted", "hybrid-mini")
 PAIRS = [("untrained", "default"), ("default", "adapted"), ("bm25-stem", "hybrid-default"),
-         ("default", "hybrid-default"), ("bm25-stem", "hybrid-adapted"), ("adapted", "hybrid-adapted")]
+         ("default", "hybrid-default"), ("bm25-stem", "hybrid-adapted"), ("adapted", "hybrid-adapted"),
+         ("default", "mini"), ("bm25-stem", "mini"), ("mini-untrained", "mini"), ("bm25-stem", "hybrid-mini"),
+         ("default", "hybrid-mini"), ("mini", "hybrid-mini")]
 
 
-def evaluate_collection(dataset, work: Path, default_model: str, adapt: bool, adapt_steps: int):
+def evaluate_collection(dataset, work: Path, default_model: str, adapt: bool, adapt_steps: int,
+                        mini: str | None = None, mini_untrained: Path | None = None):
     """Rows (name → ResultRow) and runs (name → TREC run path) of one collection (a ``BeirDataset``)."""
     from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
     from idfsplade.search.hybrid import HybridSpec
 
     specs = {"untrained": SparseModelSpec(model="splade-tiny", name="untrained"),
              "default": SparseModelSpec(model=default_model, name="default")}
+    if mini_untrained is not None:
+        specs["mini-untrained"] = SparseModelSpec(model=str(mini_untrained), name="mini-untrained")
+    if mini:
+        specs["mini"] = SparseModelSpec(model=mini, name="mini")
     if adapt:
         from idfsplade.train.adapt import adapt_config
         from idfsplade.train.trainer import train
@@ -71,6 +82,20 @@ def evaluate_collection(dataset, work: Path, default_model: str, adapt: bool, ad
     return named, runs
 
 
+def _untrained_mini(work: Path, mini: str | None) -> Path:
+    """The composite's folder with its tied head's bias reset to its start (written once under ``work``)."""
+    from idfsplade.model import load_sparse_encoder, resolve_model
+    from idfsplade.model.composite import build_composite_encoder, composite_of
+
+    folder = work / "models" / "mini-untrained"
+    if not (folder / "modules.json").exists():
+        source = Path(resolve_model(mini or "idfsplade-mini"))
+        parts = composite_of(load_sparse_encoder(str(source))).parts
+        build_composite_encoder(parts, source / "idf.json").save(str(folder))
+        (folder / "idf.json").write_bytes((source / "idf.json").read_bytes())
+    return folder
+
+
 def _slug(spec) -> str:
     from idfsplade.pipeline import _slug as slug
 
@@ -83,6 +108,10 @@ def main() -> None:
     parser.add_argument("--default-model", default="idfsplade-tiny")
     parser.add_argument("--no-adapt", dest="adapt", action="store_false")
     parser.add_argument("--adapt-steps", type=int, default=150)
+    parser.add_argument("--mini", nargs="?", const="idfsplade-mini", default=None,
+                        help="add the composite model (default: idfsplade-mini) and its hybrid")
+    parser.add_argument("--mini-untrained", action="store_true",
+                        help="add the composite with its tied head untrained (bias -2)")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "relevance")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "relevance.json")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
@@ -97,10 +126,12 @@ def main() -> None:
     torch.set_num_threads(2)
     folders = args.collections or sorted(p for p in SHARED.iterdir() if (p / "corpus.jsonl").exists())
     datasets = [BeirDataset(folder) for folder in folders]  # a wrong path fails now, not an hour in
+    untrained_mini = _untrained_mini(args.work, args.mini) if args.mini_untrained else None
     out_rows, tests, seconds = [], [], {}
     for dataset in datasets:
         start = time.perf_counter()
-        named, runs = evaluate_collection(dataset, args.work, args.default_model, args.adapt, args.adapt_steps)
+        named, runs = evaluate_collection(dataset, args.work, args.default_model, args.adapt, args.adapt_steps,
+                                          args.mini, untrained_mini)
         seconds[dataset.name] = round(time.perf_counter() - start, 1)
         for name in NAMES:
             if name in named:

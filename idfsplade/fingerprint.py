@@ -26,7 +26,7 @@ _memo: dict[tuple[str, int, int], str] = {}
 # Files of a model folder that do not change its outputs: training leftovers, docs and provenance
 # (a model card, checksums, the configs that trained it). Neither transformers nor sentence-transformers
 # reads them, and editing a card must not re-encode every corpus.
-_IGNORED_MODEL_PARTS = {"checkpoints", ".gitattributes", "SHA256SUMS", "training_data.json"}
+_IGNORED_MODEL_PARTS = {"checkpoints", ".gitattributes", "SHA256SUMS", "training_data.json", "training.json"}
 _IGNORED_MODEL_SUFFIXES = {".md", ".yaml", ".yml"}  # README.md, MODEL_CARD.md, training configs
 
 
@@ -64,7 +64,28 @@ def model_fingerprint(name_or_path: str) -> str:
         if _IGNORED_MODEL_PARTS.intersection(relative.parts) or file.suffix in _IGNORED_MODEL_SUFFIXES:
             continue
         digest.update(f"{relative.as_posix()}\0{file_sha256(file)}\n".encode())
+        if file.name == "config.json":
+            for source in _composite_sources(file):  # a composite reads its parts from other folders
+                digest.update(f"part\0{source}\0{model_fingerprint(source)}\n".encode())
     return digest.hexdigest()
+
+
+def _composite_sources(config: Path) -> list[str]:
+    """The part folders a composite model's ``SparseSum`` config names outside its own folder."""
+    try:
+        parts = json.loads(config.read_text(encoding="utf-8")).get("parts")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(parts, list):
+        return []
+    from idfsplade.model.registry import resolve_model
+
+    sources = []
+    for part in parts:
+        source = part.get("source") if isinstance(part, dict) else None
+        if isinstance(source, str) and (Path(source).is_absolute() or not (config.parent / source).is_dir()):
+            sources.append(resolve_model(source))
+    return sources
 
 
 def texts_sha256(items: dict[str, str]) -> str:

@@ -124,3 +124,20 @@ def test_native_bf16_reads_cpu_flags(monkeypatch, tmp_path):
     assert composite.native_bf16("cpu") is False
     cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n")
     assert composite.native_bf16("cpu") is True
+
+
+def test_fingerprint_follows_the_parts_read_from_other_folders(tmp_path):
+    """Cached vectors are keyed by the model's fingerprint: a composite names its parts by alias or folder, so a
+    change in a part's folder must change the composite's fingerprint too."""
+    from idfsplade.fingerprint import model_fingerprint
+
+    part = tmp_path / "part"
+    part.mkdir()
+    (part / "config.json").write_text('{"hidden_size": 128}')
+    model = tmp_path / "model" / "document_0_SparseSum"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"parts": [{"kind": "mlm", "source": "%s"}]}' % part.as_posix())
+    before = model_fingerprint(str(tmp_path / "model"))
+    assert model_fingerprint(str(tmp_path / "model")) == before
+    (part / "config.json").write_text('{"hidden_size": 256}')
+    assert model_fingerprint(str(tmp_path / "model")) != before
