@@ -71,7 +71,7 @@ def main() -> None:
     from idfsplade.idf import IdfTable
     from idfsplade.model import resolve_model
     from idfsplade.model.inference_free import load_tokenizer
-    from idfsplade.pipeline import corpus_idf
+    from idfsplade.idf.cache import corpus_idf
     from idfsplade.data import BeirDataset
     from idfsplade.train.losses import build_loss
     from idfsplade.train.student import build_student

@@ -118,13 +118,13 @@ def test_hybrid_spec_validates():
 def adi_parts(adi_path, tiny_encoder):
     from idfsplade.data import BeirDataset, document_text
     from idfsplade.index import InvertedIndex
-    from idfsplade.model import DocumentEncoder, QueryEncoder
+    from idfsplade.model import DocumentEncoder, model_query_encoder
     from idfsplade.search import BM25Retriever, InferenceFreeRetriever
 
     docs = list(BeirDataset(adi_path).iter_corpus())
     texts = [document_text(d) for d in docs]
     matrix = DocumentEncoder(tiny_encoder).encode(texts)
-    sparse = InferenceFreeRetriever(QueryEncoder.from_model(tiny_encoder),
+    sparse = InferenceFreeRetriever(model_query_encoder(tiny_encoder),
                                     InvertedIndex.from_csr(matrix, [d.id for d in docs]), name="splade-tiny")
     return BM25Retriever([d.id for d in docs], texts, stemmer="english"), sparse, docs
 

@@ -34,10 +34,10 @@ def adi_docs(adi_path, tiny_encoder):
 @pytest.fixture(scope="module")
 def retriever(adi_docs, tiny_encoder):
     from idfsplade.index import InvertedIndex
-    from idfsplade.model import QueryEncoder
+    from idfsplade.model import model_query_encoder
     from idfsplade.search import InferenceFreeRetriever
 
-    return InferenceFreeRetriever(QueryEncoder.from_model(tiny_encoder), InvertedIndex.from_csr(*adi_docs))
+    return InferenceFreeRetriever(model_query_encoder(tiny_encoder), InvertedIndex.from_csr(*adi_docs))
 
 
 @pytest.fixture(scope="module")

@@ -135,22 +135,22 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
 
     Prints rank, id, score and, when the index stores documents, title and snippet (tab-separated).
     """
-    from idfsplade.console import check_hybrid_options
+    from idfsplade.search.hybrid import check_hybrid_options
     from idfsplade.search.index_folder import open_hybrid, open_index_retriever
 
     if (query is None) == (queries is None):
         raise InputError("give exactly one of --query or --queries")
-    if k < 1:
-        raise InputError(f"--k must be at least 1, got {k}", field="--k")
-    check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
     if query is not None:
-        from idfsplade.console import print_hits  # the same function the console script's quick path runs
+        from idfsplade.search.printing import print_hits  # the same function the console script's quick path runs
 
         print_hits(index_dir, query, model, idf_path, k, prune_ratio, explain, hybrid, hybrid_weight, hybrid_method)
         return
+    if k < 1:
+        raise InputError(f"--k must be at least 1, got {k}", field="--k")
+    settings = check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
     retriever, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
-    if hybrid:
-        retriever = open_hybrid(index_dir, retriever, hybrid_weight, hybrid_method)
+    if settings is not None:
+        retriever = open_hybrid(index_dir, retriever, *settings)
     from idfsplade.data import iter_queries
 
     texts = {q.id: q.text for q in iter_queries(queries)}
@@ -196,7 +196,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
 
     if name and len(name) != len(model):
         raise InputError(f"{len(name)} --name for {len(model)} --model: give one label per model", field="--name")
-    from idfsplade.console import check_hybrid_options
+    from idfsplade.search.hybrid import check_hybrid_options
 
     settings = check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
     hybrid_spec = None

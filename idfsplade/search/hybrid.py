@@ -142,6 +142,18 @@ def resolve_settings(weight: float | None = None, method: str | None = None) -> 
     return weight, method
 
 
+def check_hybrid_options(hybrid: bool, weight: float | None, method: str | None
+                         ) -> tuple[float | None, str] | None:
+    """``--hybrid-weight`` / ``--hybrid-method`` only with ``--hybrid``, and valid values (one-line errors).
+    Returns the resolved ``(weight, method)`` with ``--hybrid``, else None. Shared by ``search`` (both
+    paths), ``serve`` and ``evaluate``."""
+    if not hybrid:
+        if weight is not None or method is not None:
+            raise InputError("--hybrid-weight and --hybrid-method need --hybrid", field="--hybrid")
+        return None
+    return resolve_settings(weight, method)
+
+
 @dataclass(frozen=True)
 class HybridSpec:
     """What ``evaluate_dataset`` fuses with each sparse model's run: ``lexical`` is ``bm25`` (plain) or

@@ -107,9 +107,9 @@ def resolve_source(index_dir: Path, info: dict, model: str | None, idf: str | No
 
 def query_encoder_from_model(model: str, idf_path: str | None, prune_ratio: float | None = None) -> QueryEncoder:
     """The query side read out of a model (loads it with torch, on the CPU): for indexes without a copy."""
-    from idfsplade.model.inference_free import load_sparse_encoder
+    from idfsplade.model.inference_free import load_sparse_encoder, model_query_encoder
 
-    return QueryEncoder.from_model(load_sparse_encoder(model, idf=idf_path, device="cpu"), prune_ratio=prune_ratio)
+    return model_query_encoder(load_sparse_encoder(model, idf=idf_path, device="cpu"), prune_ratio=prune_ratio)
 
 
 def _is_query_side_folder(model: str) -> bool:

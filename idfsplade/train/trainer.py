@@ -26,8 +26,8 @@ from transformers import set_seed
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.data import BeirDataset
 from idfsplade.idf import IdfTable
+from idfsplade.idf.cache import corpus_idf
 from idfsplade.model.inference_free import load_tokenizer, save_idf_json
-from idfsplade.pipeline import corpus_idf
 from idfsplade.train.config import RunConfig
 from idfsplade.train.evaluation import sampled_beir_evaluator
 from idfsplade.train.examples import ExampleSet, build_supervised, build_weak
