@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from idfsplade.train.query_head import QueryVocabSpladeLoss
 
 OBJECTIVES = ("kl", "margin_mse", "info_nce")
+SCOPES = ("in_batch", "own_list")
 
 
 def kl_distillation(student: Tensor, teacher: Tensor, student_temperature: float = 1.0,
@@ -63,7 +64,7 @@ class EnsembleDistillationLoss(nn.Module):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}")
-        if scope not in ("in_batch", "own_list"):
+        if scope not in SCOPES:
             raise ValueError("scope must be 'in_batch' or 'own_list'")
         if objective == "margin_mse" and scope == "in_batch":
             raise ValueError("margin_mse compares a query's own positive and negatives: use scope own_list")
