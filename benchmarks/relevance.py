@@ -21,7 +21,6 @@ Writes JSON ``{"rows": [{"dataset", "retriever", "ndcg10", "recall100"}, …], "
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -72,7 +71,7 @@ def evaluate_collection(dataset, work: Path, default_model: str, adapt: bool, ad
 
 
 def _slug(spec) -> str:
-    from idfsplade.pipeline import _slug as slug
+    from idfsplade.pipeline import spec_slug as slug
 
     return slug(spec)
 
@@ -122,8 +121,9 @@ def main() -> None:
     result = {"split": "test", "collections": [d.name for d in datasets], "default_model": args.default_model,
               "adapt_steps": args.adapt_steps if args.adapt else None, "rows": out_rows, "means": means,
               "tests": tests, "seconds": seconds}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    from idfsplade.atomic import atomic_write_json  # the benchmarks' one JSON writer
+
+    atomic_write_json(args.out, result)
     table = render(result) + "\n\n" + render_tests(result)
     print(table)
     if args.markdown:

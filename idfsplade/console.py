@@ -5,9 +5,9 @@ purpose: importing that package loads every command module, and Typer, click and
 A one-query search does ~0.1 s of work; the CLI framework around it (Typer, which builds a pydantic
 adapter per option, click and rich) costs more than that again at every start. So the plain form of
 the command, with only the options below, is parsed here with ``argparse`` and runs the same function
-as the Typer command (:func:`idfsplade.search.printing.print_hits`); anything else (``--help``, ``--queries``, an unknown or
-malformed option) goes to the Typer app, which parses and reports it as always. ``tests/test_index_folder.py``
-checks that both paths print the same bytes.
+as the Typer command (:func:`idfsplade.search.printing.print_hits`); anything else (``--help``,
+``--queries``, an unknown or malformed option) goes to the Typer app, which parses and reports it as
+always. ``tests/test_index_folder.py`` checks that both paths print the same bytes.
 """
 
 from __future__ import annotations

@@ -159,9 +159,9 @@ def evaluate_dataset(dataset: BeirDataset, split: str, work: Path, specs: list[S
         lexical = BM25Retriever(doc_ids, [document_text(d) for d in docs], stemmer=hybrid.stemmer)
         lexical_runs[hybrid.stemmer] = lexical.search_many(queries, k=k)
     for spec in specs:
-        model_work = work / _slug(spec)
+        model_work = work / spec_slug(spec)
         # Vectors depend on model and pruning, not on the IDF: runs with other IDFs share them.
-        vectors = work / "vectors" / _slug(spec, with_idf=False)
+        vectors = work / "vectors" / spec_slug(spec, with_idf=False)
         retriever, docs = build_sparse_retriever(spec, dataset, model_work, vectors, progress)
         run, row = run_and_score(retriever, dataset, queries, qrels, model_work, k, progress)
         q_matrix = retriever.query_encoder.to_csr(retriever.query_encoder.encode_batch(list(queries.values())))
@@ -185,7 +185,9 @@ def _idf_label(idf: str) -> str:
     return idf if idf in ("corpus", "model") else Path(idf).parent.name or Path(idf).stem
 
 
-def _slug(spec: SparseModelSpec, with_idf: bool = True) -> str:
+def spec_slug(spec: SparseModelSpec, with_idf: bool = True) -> str:
+    """The work-folder name of a model spec in ``evaluate_dataset``'s work folder: its label, idf and
+    pruning (``with_idf=False``: the shared document-vectors folder, which the IDF does not change)."""
     idf = (spec.idf if spec.idf in ("corpus", "model") else "idf-" + _idf_label(spec.idf)) if with_idf else ""
     prune = "-".join(f"{k}{v}" for k, v in vars(spec.prune).items() if v is not None)
     return "-".join(filter(None, [spec.label, idf, prune]))

@@ -128,6 +128,17 @@ CHOICES = {"student.query_weighting": ("idf", "binary"), "data.kind": ("supervis
            "data.pseudo_queries": PSEUDO_QUERY_GENERATORS}
 
 
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """``--set key=value`` pairs as the ``overrides`` of :func:`load_config`: dotted keys, YAML values."""
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--set expects key=value, got {pair!r}", field="--set")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read ``path``; ``overrides`` (dotted keys, e.g. ``{"loss.flops_weight": 0}``) win over the file."""
     path = Path(path)

@@ -5,8 +5,8 @@ Two builders, one format:
 - :func:`build_supervised` — a BEIR train split: each judged query with one positive and hard
   negatives mined by BM25 (and optionally by a dense model); the fine-tuning data of the paper.
 - :func:`build_weak` — an unlabelled corpus (queries and qrels never read): pseudo-queries made from
-  each document by a mixture of generators (:data:`~idfsplade.train.pseudo_queries.PSEUDO_QUERY_GENERATORS`: its title, first sentence,
-  a random sentence, a random 6-12-word span, high-IDF terms of a sentence), each paired with the
+  each document by a mixture of registered generators (:mod:`idfsplade.train.pseudo_queries`: its
+  title, first sentence, a random sentence, a random 6-12-word span, high-IDF terms of a sentence), each paired with the
   document *minus the pseudo-query text*, so the pair is not a trivial exact match for the lexical
   teacher; negatives mined from the corpus by BM25. The data of ``idfsplade adapt``.
 
@@ -29,6 +29,7 @@ from idfsplade.atomic import atomic_write_json
 from idfsplade.data import BeirDataset, document_text, iter_jsonl
 from idfsplade.errors import InputError
 from idfsplade.fingerprint import read_key, stale_notice, texts_sha256
+from idfsplade.model.registry import DEFAULT_DENSE_MODEL
 from idfsplade.train.pseudo_queries import (  # noqa: F401  (remove_text: still importable from here)
     DEFAULT_PSEUDO_QUERIES,
     PSEUDO_QUERY_GENERATORS,
@@ -112,7 +113,7 @@ def bm25_miner(pool: dict[str, str]) -> NegativeMiner:
     return mine
 
 
-def dense_miner(pool: dict[str, str], model: str = "all-MiniLM-L6-v2") -> NegativeMiner:
+def dense_miner(pool: dict[str, str], model: str = DEFAULT_DENSE_MODEL) -> NegativeMiner:
     """Rank the pool with a sentence-transformers bi-encoder (exact cosine search)."""
     from idfsplade.train.teachers import DenseTeacher
 
@@ -193,7 +194,7 @@ def _build(folder: Path, pairs: list[tuple[str, str, list[str]]], pool: dict[str
 
 
 def build_supervised(dataset: BeirDataset, split: str, folder: Path, n_negatives: int = 7,
-                     miners: tuple[str, ...] = ("bm25",), dense_model: str = "all-MiniLM-L6-v2",
+                     miners: tuple[str, ...] = ("bm25",), dense_model: str = DEFAULT_DENSE_MODEL,
                      seed: int = 42) -> ExampleSet:
     """Examples from the judged queries of ``split``: one positive (relevance > 0) and mined negatives."""
     pool = {d.id: document_text(d) for d in dataset.iter_corpus()}
@@ -207,7 +208,7 @@ def build_supervised(dataset: BeirDataset, split: str, folder: Path, n_negatives
 
 
 def build_weak(dataset: BeirDataset, folder: Path, n_negatives: int = 7, miners: tuple[str, ...] = ("bm25",),
-               dense_model: str = "all-MiniLM-L6-v2", max_pairs: int | None = None, seed: int = 42,
+               dense_model: str = DEFAULT_DENSE_MODEL, max_pairs: int | None = None, seed: int = 42,
                generators: tuple[str, ...] | list[str] = DEFAULT_PSEUDO_QUERIES, per_doc: int = 1) -> ExampleSet:
     """Examples from an unlabelled corpus: only ``corpus.jsonl`` is read (never queries or qrels).
 
