@@ -2,7 +2,9 @@
 
 Every ``import`` / ``from ... import`` statement of every module under ``idfsplade/`` is read with
 ``ast`` (module level *and* inside functions, classes and ``if`` blocks, relative imports resolved), so a
-lazy import inside a function counts as much as one at the top. Nothing is imported to build the graph.
+lazy import inside a function counts as much as one at the top, and so does a string that is exactly a
+module's dotted name (``idfsplade.lazy.lazy_attributes`` maps, the index backend registry): the import it
+defers is still an arrow. Nothing is imported to build the graph.
 
 An edge ``a -> b`` means module ``a`` names module ``b`` in an import: ``from x.y import z`` is an edge to
 ``x.y.z`` when that is a module, else to ``x.y``. The implicit "importing ``x.y.z`` first runs
@@ -19,12 +21,14 @@ arrow) are in ``FORBIDDEN``.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "idfsplade"
+_MODULE_PATH = re.compile(r"idfsplade(\.[a-z_][a-z0-9_]*)+")
 
 # (modules the rule applies to, what they must not reach, modules exempt, why)
 FORBIDDEN = [
@@ -38,6 +42,12 @@ FORBIDDEN = [
     (("idfsplade.data",), ("idfsplade.model", "idfsplade.train", "torch"), (), "data knows nothing of models"),
     (("idfsplade.idf",), ("idfsplade.model", "idfsplade.train", "idfsplade.pipeline", "torch"), (),
      "IDF is a corpus statistic"),
+    (("idfsplade.model",), ("idfsplade.train", "idfsplade.pipeline", "idfsplade.search", "idfsplade.cli",
+                            "idfsplade.serve"), (), "the model knows nothing of training or search"),
+    (("idfsplade.vectors", "idfsplade.evaluate"), ("idfsplade.model", "idfsplade.train", "torch"), (),
+     "vectors and metrics are data"),
+    (("idfsplade.search",), ("idfsplade.pipeline", "idfsplade.train", "idfsplade.cli", "idfsplade.console",
+                             "idfsplade.serve"), (), "search composes the query side with an index, nothing above"),
 ]
 
 
@@ -66,6 +76,8 @@ def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
             else:
                 source = node.module or ""
             names.update(f"{source}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_PATH.fullmatch(node.value):
+            names.add(node.value)  # a module named in a string: idfsplade.lazy's maps, a registry of modules
     return names
 
 
@@ -189,12 +201,14 @@ def test_function_level_and_relative_imports_are_edges(tmp_path):
     pkg = tmp_path / PACKAGE
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("from idfsplade.sub import leaf\n")  # a package importing its submodule
-    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text(  # a lazy map's module path (and a docstring that only mentions one)
+        '"""Not idfsplade.top."""\n__getattr__ = lazy(__name__, {"f": "idfsplade.top"})\n')
     (pkg / "sub" / "leaf.py").write_text("def f():\n    from .. import top\n    import torch\n")
     (pkg / "top.py").write_text("from idfsplade.sub.leaf import f\n")
     edges, external = import_graph(tmp_path)
     assert edges["idfsplade.sub.leaf"] == {"idfsplade.top"}  # relative, inside a function
     assert edges["idfsplade"] == {"idfsplade.sub.leaf"}
+    assert edges["idfsplade.sub"] == {"idfsplade.top"}  # a lazy map's module path is an edge (a docstring is not)
     assert external["idfsplade.sub.leaf"] == {"torch"}
     assert cycles(edges) == [["idfsplade.sub.leaf", "idfsplade.top"]]
 
