@@ -16,7 +16,8 @@ import numpy as np
 
 from idfsplade.errors import InputError
 from idfsplade.index.base import SearchHits
-from idfsplade.search.fusion import (  # noqa: F401  (re-exported: the names of idfsplade.search.hybrid before fusion.py)
+from idfsplade.query.encoder import SparseQuery
+from idfsplade.search.fusion import (  # noqa: F401  (re-exported: hybrid.py held them before fusion.py)
     DEFAULT_METHOD,
     DEFAULT_WEIGHT,
     FUSIONS,
@@ -135,12 +136,17 @@ class HybridRetriever:
     def search(self, text: str, k: int = 10) -> SearchHits:
         return self.search_parts(text, k)[0]
 
-    def search_parts(self, text: str, k: int = 10) -> tuple[SearchHits, dict[str, float], dict[str, float]]:
+    def search_parts(self, text: str, k: int = 10, query: SparseQuery | None = None
+                     ) -> tuple[SearchHits, dict[str, float], dict[str, float]]:
         """The fused top ``k`` and each part's own ``{doc: score}`` (``lexical``, ``sparse``), as
-        retrieved before fusion: what ``search --explain`` and the service show beside a fused score."""
+        retrieved before fusion: what ``search --explain`` and the service show beside a fused score.
+        ``query``: ``text`` already encoded by the sparse part's query encoder (an inference-free
+        retriever's), so that a caller which needs the encoding too tokenizes the query once."""
         depth = max(k, self.depth)
+        sparse_hits = (self.sparse.index.search(query.ids, query.weights, depth) if query is not None
+                       else self.sparse.search(text, depth))
         lexical, sparse = ({d: float(s) for d, s in zip(h.ids, h.scores)}
-                           for h in (r.search(text, depth) for r in (self.lexical, self.sparse)))
+                           for h in (self.lexical.search(text, depth), sparse_hits))
         fused = self._fuse(lexical, sparse, k)
         return SearchHits(list(fused), np.asarray(list(fused.values()), dtype=np.float32)), lexical, sparse
 
