@@ -210,10 +210,9 @@ def main() -> int | None:
         print(f"{'floor':<10} {label:<34} {floor['runs']:>4} {floor['median_wall_s']:>9.3f} {floor['min_wall_s']:>7.3f} "
               f"{floor['median_cpu_s']:>6.2f} {floor['max_rss_mb']:>7.1f}")
     print(f"\ngoals ({main_name}): {results['goals']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, args.out)  # (idfsplade.atomic imports numpy, which this process avoids)
+    from idfsplade.atomic import atomic_write_json  # the benchmarks' one JSON writer (imports no numpy)
+
+    atomic_write_json(args.out, results)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -47,7 +47,7 @@ from idfsplade.data import BeirDataset, document_text
 from idfsplade.evaluate import evaluate_run
 from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
-from idfsplade.model import DocumentEncoder, QueryEncoder, build_inference_free_encoder, resolve_model
+from idfsplade.model import DocumentEncoder, build_inference_free_encoder, model_query_encoder, resolve_model
 from idfsplade.search import InferenceFreeRetriever
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def main() -> None:
         kept = set(doc_ids)
         qrels = {q: judged for q, rels in qrels.items() if (judged := {d: g for d, g in rels.items() if d in kept})}
         queries = {q: queries[q] for q in qrels}
-    query_encoder = QueryEncoder.from_model(model)
+    query_encoder = model_query_encoder(model)
     base = sp.vstack(matrices["full"], format="csr")
     for name in names:
         r = results[name]

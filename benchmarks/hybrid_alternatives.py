@@ -111,11 +111,12 @@ def ndcg(qrels: dict, run: dict) -> float:
 
 
 def sparse_retriever(dataset, work: Path, model: str, name: str):
-    from idfsplade.pipeline import SparseModelSpec, _slug, build_sparse_retriever
+    from idfsplade.pipeline import SparseModelSpec, spec_slug, build_sparse_retriever
 
     spec = SparseModelSpec(model=model, name=name)
     base = work / dataset.name
-    retriever, docs = build_sparse_retriever(spec, dataset, base / _slug(spec), base / "vectors" / _slug(spec, with_idf=False))
+    retriever, docs = build_sparse_retriever(spec, dataset, base / spec_slug(spec),
+                                             base / "vectors" / spec_slug(spec, with_idf=False))
     return spec, retriever, docs
 
 
@@ -124,7 +125,7 @@ def label_free_weight(dataset, corpus: list, texts: list[str], work: Path, spec,
     """nDCG@10 of each part and fusion weight on pseudo-queries whose source documents are cut."""
     from idfsplade.index import InvertedIndex
     from idfsplade.model import DocumentEncoder
-    from idfsplade.pipeline import load_model, _slug
+    from idfsplade.pipeline import load_model, spec_slug
     from idfsplade.search import BM25Retriever, InferenceFreeRetriever
     from idfsplade.train.examples import DEFAULT_PSEUDO_QUERIES, WordIdf, pseudo_queries
 
@@ -139,7 +140,7 @@ def label_free_weight(dataset, corpus: list, texts: list[str], work: Path, spec,
             queries[qid], cut[i], qrels[qid] = made[0][1], made[0][2], {doc_ids[i]: 1}
         if len(queries) == min(n_queries, len(corpus) // 2):
             break
-    model, _ = load_model(spec, dataset, work / dataset.name / _slug(spec))
+    model, _ = load_model(spec, dataset, work / dataset.name / spec_slug(spec))
     encoder = DocumentEncoder(model, batch_size=spec.batch_size, max_length=spec.max_length, prune=spec.prune)
     rows = list(cut)
     docs = docs.tolil(copy=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import signal
@@ -32,6 +31,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from idfsplade.atomic import atomic_write_json
 from idfsplade.serve import ServeConfig, ServeLimits
 from idfsplade.serve.loader import ENV_VAR
 
@@ -276,8 +276,7 @@ def main() -> int:
     report = {"load": asdict(result), "limit_checks": [{**asdict(c), "passed": c.passed} for c in checks],
               "health": health, "index": str(index), "dataset": str(args.dataset), "k": args.k,
               "machine": {"cpus": os.cpu_count(), "load_average_before": load_before, "python": platform.python_version(), "platform": platform.platform()}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    atomic_write_json(args.out, report, indent=2)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if result.errors == 0 and not result.timed_out and all(c.passed for c in checks) else 1
 

@@ -24,7 +24,6 @@ Writes JSON ``{"rows": [{"dataset", "retriever", "ndcg10", "recall100"}, …], "
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -97,7 +96,7 @@ def _untrained_mini(work: Path, mini: str | None) -> Path:
 
 
 def _slug(spec) -> str:
-    from idfsplade.pipeline import _slug as slug
+    from idfsplade.pipeline import spec_slug as slug
 
     return slug(spec)
 
@@ -153,8 +152,9 @@ def main() -> None:
     result = {"split": "test", "collections": [d.name for d in datasets], "default_model": args.default_model,
               "adapt_steps": args.adapt_steps if args.adapt else None, "rows": out_rows, "means": means,
               "tests": tests, "seconds": seconds}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    from idfsplade.atomic import atomic_write_json  # the benchmarks' one JSON writer
+
+    atomic_write_json(args.out, result)
     table = render(result) + "\n\n" + render_tests(result)
     print(table)
     if args.markdown:

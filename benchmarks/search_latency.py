@@ -378,13 +378,13 @@ def section_scifact(args: argparse.Namespace) -> list[Row]:
     import torch
 
     from idfsplade.data import document_text
-    from idfsplade.model import DocumentEncoder, QueryEncoder
+    from idfsplade.model import DocumentEncoder, model_query_encoder
     from idfsplade.search import BM25Retriever
 
     torch.set_num_threads(1)  # one query at a time, as a service thread would run it
     docs, doc_ids, model, dataset, texts = load_scifact(args)
     index = InvertedIndex.from_csr(docs, doc_ids)
-    query_encoder = QueryEncoder.from_model(model)
+    query_encoder = model_query_encoder(model)
     siamese = DocumentEncoder(model, batch_size=1)
     bm25 = BM25Retriever(doc_ids, [document_text(d) for d in dataset.iter_corpus()])
 
@@ -433,7 +433,7 @@ def section_scifact(args: argparse.Namespace) -> list[Row]:
 
 
 def section_synthetic_1m(args: argparse.Namespace) -> list[Row]:
-    from idfsplade.model import QueryEncoder
+    from idfsplade.model import model_query_encoder
 
     reference, _, model, _, texts = load_scifact(args)
     t0 = time.perf_counter()
@@ -442,7 +442,7 @@ def section_synthetic_1m(args: argparse.Namespace) -> list[Row]:
           f"(SciFact {reference.nnz / reference.shape[0]:.1f}), built in {time.perf_counter() - t0:.0f}s",
           file=sys.stderr)
     idf = bm25_idf(docs)
-    encoded = QueryEncoder.from_model(model).encode_batch(texts)
+    encoded = model_query_encoder(model).encode_batch(texts)
     queries = [(q.ids, idf[q.ids]) for q in encoded if len(q.ids)]
     extra = {"n_docs": docs.shape[0], "nnz_per_doc": docs.nnz / docs.shape[0], "n_queries": len(queries),
              "queries": "SciFact test, IDF of the synthetic corpus"}

@@ -18,7 +18,6 @@ full / query over rounds) and the λ > 0 variants.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -68,11 +67,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    from idfsplade.data import BeirDataset
     from idfsplade.idf import IdfTable
+    from idfsplade.idf.cache import corpus_idf
     from idfsplade.model import resolve_model
     from idfsplade.model.inference_free import load_tokenizer
-    from idfsplade.pipeline import corpus_idf
-    from idfsplade.data import BeirDataset
+    from idfsplade.train.config import LossConfig
     from idfsplade.train.losses import build_loss
     from idfsplade.train.student import build_student
 
@@ -88,12 +88,15 @@ def main() -> None:
     features = _features(student, queries, passages)
     labels = torch.tensor([0, 1])
     variants = {
-        "full": build_loss(student, _UniformTargets(2, 16), "kl", "in_batch", 0.0, None, 3.0, head="full"),
-        "query": build_loss(student, _UniformTargets(2, 16), "kl", "in_batch", 0.0, None, 3.0, head="query"),
-        "sample": build_loss(student, _UniformTargets(2, 16), "kl", "in_batch", args.flops_weight, None, 3.0,
-                             head="sample"),
-        "periodic": build_loss(student, _UniformTargets(2, 16), "kl", "in_batch", args.flops_weight, None, 3.0,
-                               head="periodic", flops_full_every=10),
+        "full": build_loss(student, _UniformTargets(2, 16), LossConfig(flops_weight=0.0, student_temperature=3.0,
+                                                                       head="full")),
+        "query": build_loss(student, _UniformTargets(2, 16), LossConfig(flops_weight=0.0, student_temperature=3.0,
+                                                                        head="query")),
+        "sample": build_loss(student, _UniformTargets(2, 16), LossConfig(flops_weight=args.flops_weight,
+                                                                         student_temperature=3.0, head="sample")),
+        "periodic": build_loss(student, _UniformTargets(2, 16), LossConfig(flops_weight=args.flops_weight,
+                                                                           student_temperature=3.0, head="periodic",
+                                                                           flops_full_every=10)),
     }
     steps_per_round = {"periodic": 10}
 
@@ -128,8 +131,9 @@ def main() -> None:
     for name in variants:
         speed = "1.00" if name == "full" else f"{statistics.median(f / t for f, t in zip(times['full'], times[name])):.2f}"
         print(f"{name:<10} {median[name]:>16.4f} {speed:>16}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    from idfsplade.atomic import atomic_write_json  # the benchmarks' one JSON writer
+
+    atomic_write_json(args.out, result, indent=2)
     print(f"wrote {Path(args.out).relative_to(REPO) if Path(args.out).is_relative_to(REPO) else args.out}")
 
 

@@ -13,9 +13,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np  # imported by atomic_save_npy only: the benchmarks' JSON writer needs no numpy
 
 
 def _read_umask() -> int:
@@ -66,6 +67,8 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> Non
 
 
 def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
+    import numpy as np
+
     with atomic_open(path, "wb") as f:
         np.save(f, np.ascontiguousarray(array))
 

@@ -7,9 +7,7 @@ from the same inputs, so an interrupted ``idfsplade evaluate`` resumes where it 
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,22 +19,16 @@ from idfsplade.data import BeirDataset, document_text
 from idfsplade.errors import InputError
 from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
 from idfsplade.evaluate.metrics import check_depth
-from idfsplade.fingerprint import file_fingerprint, model_fingerprint, read_key, stale_notice
-from idfsplade.idf import IdfTable
+from idfsplade.fingerprint import file_fingerprint, model_fingerprint, stale_notice
+from idfsplade.idf.cache import Progress, corpus_idf, no_progress
 from idfsplade.index import InvertedIndex
-from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder, resolve_model
+from idfsplade.model import DocumentEncoder, load_sparse_encoder, model_query_encoder, resolve_model
 from idfsplade.model.inference_free import load_tokenizer
 from idfsplade.model.registry import DEFAULT_DOC_MODEL
 from idfsplade.search import BM25Retriever, InferenceFreeRetriever, index_folder
 from idfsplade.search.hybrid import HybridSpec, fuse_runs, sparse_weights
 from idfsplade.search.retriever import Retriever, Run
 from idfsplade.vectors import PruneConfig, discard_stale_shards, load_csr, sparsity_stats
-
-Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
-
-
-def no_progress(description: str, total: int) -> Callable[[int], None]:
-    return lambda n: None
 
 
 @dataclass
@@ -60,38 +52,6 @@ class SparseModelSpec:
             return self.name
         path = Path(self.model)
         return path.parent.name if path.name == "model" and path.parent.name else path.name
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """sha256 of the fast tokenizer's definition (vocabulary, normaliser, pre-tokeniser, model), without
-    its truncation and padding settings, which callers change at run time and which count nothing."""
-    definition = json.loads(tokenizer.backend_tokenizer.to_str())
-    definition.pop("truncation", None)
-    definition.pop("padding", None)
-    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
-
-
-def corpus_idf(dataset: BeirDataset, tokenizer, out: Path, progress: Progress = no_progress) -> IdfTable:
-    """Compute (or reuse) ``out`` = the IDF of the dataset's corpus for ``tokenizer``.
-
-    Reused only when ``<out stem>.key.json`` records the same corpus bytes and tokenizer. Document
-    frequency is counted over each document's *whole* text, not the encoder's first 512 tokens: IDF
-    is a corpus statistic of the words queries use, as OpenSearch computes it, independent of how
-    far a model reads.
-    """
-    key = {"corpus": file_fingerprint(dataset.corpus_path)["sha256"], "tokenizer": tokenizer_fingerprint(tokenizer),
-           "truncation": None}
-    key_path = out.with_name(out.stem + ".key.json")
-    saved = read_key(key_path)
-    if out.exists() and saved == key:
-        return IdfTable.load(out, tokenizer)
-    stale_notice("the IDF", out, saved if out.exists() else None, key)
-    n_docs = sum(1 for _ in dataset.iter_corpus())
-    advance = progress("idf", n_docs)
-    table = IdfTable.from_corpus((document_text(d) for d in dataset.iter_corpus()), tokenizer, progress=advance)
-    table.save(out)
-    atomic_write_json(key_path, key)  # after the table: a kill in between leaves no key, so it recomputes
-    return table
 
 
 def load_model(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
@@ -159,7 +119,7 @@ def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Pa
     docs, doc_ids = encode_corpus(model, dataset, docs_dir, spec, idf_file, progress)
     _, _, meta = load_csr(docs_dir)
     index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta))
-    query_encoder = QueryEncoder.from_model(model)
+    query_encoder = model_query_encoder(model)
     # With a copy of the query side and the documents, so search and serve need neither the model nor torch.
     index_folder.write_index(index, work / "index", query=query_encoder, corpus=dataset.corpus_path)
     return InferenceFreeRetriever(query_encoder, index, name=spec.label), docs
@@ -199,9 +159,9 @@ def evaluate_dataset(dataset: BeirDataset, split: str, work: Path, specs: list[S
         lexical = BM25Retriever(doc_ids, [document_text(d) for d in docs], stemmer=hybrid.stemmer)
         lexical_runs[hybrid.stemmer] = lexical.search_many(queries, k=k)
     for spec in specs:
-        model_work = work / _slug(spec)
+        model_work = work / spec_slug(spec)
         # Vectors depend on model and pruning, not on the IDF: runs with other IDFs share them.
-        vectors = work / "vectors" / _slug(spec, with_idf=False)
+        vectors = work / "vectors" / spec_slug(spec, with_idf=False)
         retriever, docs = build_sparse_retriever(spec, dataset, model_work, vectors, progress)
         run, row = run_and_score(retriever, dataset, queries, qrels, model_work, k, progress)
         q_matrix = retriever.query_encoder.to_csr(retriever.query_encoder.encode_batch(list(queries.values())))
@@ -225,7 +185,9 @@ def _idf_label(idf: str) -> str:
     return idf if idf in ("corpus", "model") else Path(idf).parent.name or Path(idf).stem
 
 
-def _slug(spec: SparseModelSpec, with_idf: bool = True) -> str:
+def spec_slug(spec: SparseModelSpec, with_idf: bool = True) -> str:
+    """The work-folder name of a model spec in ``evaluate_dataset``'s work folder: its label, idf and
+    pruning (``with_idf=False``: the shared document-vectors folder, which the IDF does not change)."""
     idf = (spec.idf if spec.idf in ("corpus", "model") else "idf-" + _idf_label(spec.idf)) if with_idf else ""
     prune = "-".join(f"{k}{v}" for k, v in vars(spec.prune).items() if v is not None)
     return "-".join(filter(None, [spec.label, idf, prune]))

@@ -119,12 +119,12 @@ def adi_index(adi_path, tiny_encoder, tmp_path_factory) -> Path:
     as `idfsplade index` writes it (for the service, page and fuzz tests)."""
     from idfsplade.data import document_text, iter_corpus
     from idfsplade.index import InvertedIndex
-    from idfsplade.model import DocumentEncoder, QueryEncoder
+    from idfsplade.model import DocumentEncoder, model_query_encoder
     from idfsplade.search.index_folder import write_index
 
     docs = list(iter_corpus(adi_path / "corpus.jsonl"))
     matrix = DocumentEncoder(tiny_encoder).encode([document_text(d) for d in docs])
     folder = tmp_path_factory.mktemp("adi-index") / "index"
     write_index(InvertedIndex.from_csr(matrix, [d.id for d in docs], info={"model": "splade-tiny"}), folder,
-                QueryEncoder.from_model(tiny_encoder), adi_path / "corpus.jsonl")
+                model_query_encoder(tiny_encoder), adi_path / "corpus.jsonl")
     return folder

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from idfsplade.data import BeirDataset
-from idfsplade.pipeline import SparseModelSpec, corpus_idf, evaluate_dataset
+from idfsplade.idf.cache import corpus_idf
+from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
 from idfsplade.vectors import discard_stale_shards
 
 

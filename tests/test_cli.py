@@ -93,13 +93,13 @@ def test_malformed_corpus_line_is_reported(tmp_path, monkeypatch, capsys):
 
 
 def test_model_labels_keep_trained_runs_apart():
-    from idfsplade.pipeline import SparseModelSpec, _slug
+    from idfsplade.pipeline import SparseModelSpec, spec_slug
 
     assert SparseModelSpec(model="splade-tiny").label == "splade-tiny"
     assert SparseModelSpec(model="runs/train/try-t3/model").label == "try-t3"
     assert SparseModelSpec(model="runs/a/model", name="student").label == "student"
     # two runs' <run>/model folders get different cache folders (they used to share "model-model")
-    assert _slug(SparseModelSpec(model="runs/a/model")) != _slug(SparseModelSpec(model="runs/b/model"))
+    assert spec_slug(SparseModelSpec(model="runs/a/model")) != spec_slug(SparseModelSpec(model="runs/b/model"))
 
 
 def test_search_refuses_an_index_without_a_model_like_serve(tmp_path, monkeypatch, capsys):

@@ -17,7 +17,7 @@ from idfsplade.cli.app import app
 from idfsplade.errors import InputError
 from idfsplade.export.opensearch import export_sparse_tokenize, sha256_file
 from idfsplade.idf import IdfTable
-from idfsplade.model import DocumentEncoder, QueryEncoder, query_weights
+from idfsplade.model import DocumentEncoder, model_query_encoder, query_weights
 
 import idfsplade.cli.export  # noqa: F401  (registers `idfsplade export`)
 
@@ -98,7 +98,7 @@ def test_tokenize_zip_weights_queries_like_query_encoder(exported, tiny_encoder,
         z.extractall(tmp_path)
     tokenizer = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     idf = json.loads((tmp_path / "idf.json").read_text(encoding="utf-8"))
-    query_encoder = QueryEncoder.from_model(tiny_encoder)
+    query_encoder = model_query_encoder(tiny_encoder)
     for text in ["What's the weather in NY now?", "U.S. computer-based retrieval... of documents"]:
         tokens = {tokenizer.decode([i], skip_special_tokens=True) for i in tokenizer.encode(text).ids}
         ml_commons = {t: idf.get(t, 1.0) for t in tokens if t}

@@ -118,13 +118,13 @@ def test_hybrid_spec_validates():
 def adi_parts(adi_path, tiny_encoder):
     from idfsplade.data import BeirDataset, document_text
     from idfsplade.index import InvertedIndex
-    from idfsplade.model import DocumentEncoder, QueryEncoder
+    from idfsplade.model import DocumentEncoder, model_query_encoder
     from idfsplade.search import BM25Retriever, InferenceFreeRetriever
 
     docs = list(BeirDataset(adi_path).iter_corpus())
     texts = [document_text(d) for d in docs]
     matrix = DocumentEncoder(tiny_encoder).encode(texts)
-    sparse = InferenceFreeRetriever(QueryEncoder.from_model(tiny_encoder),
+    sparse = InferenceFreeRetriever(model_query_encoder(tiny_encoder),
                                     InvertedIndex.from_csr(matrix, [d.id for d in docs]), name="splade-tiny")
     return BM25Retriever([d.id for d in docs], texts, stemmer="english"), sparse, docs
 
@@ -161,3 +161,21 @@ def test_bm25_save_load_round_trip(adi_parts, tmp_path):
     (tmp_path / "bm25" / "meta.json").write_text('{"format": "other"}')
     with pytest.raises(InputError, match="meta.json.*format"):
         BM25Retriever.load(tmp_path / "bm25")
+
+
+def test_a_hybrid_hit_list_tokenizes_the_query_once(adi_parts, monkeypatch):
+    """HitBuilder encodes the query for the explanations and hands the encoding to the sparse part."""
+    from idfsplade.search.hits import HitBuilder
+
+    lexical, sparse, _ = adi_parts
+    text = "computerized information retrieval systems"
+    hybrid = HybridRetriever(lexical, sparse, weight=0.6, method=MIN_MAX, depth=50)
+    expected = hybrid.search(text, k=5)
+    calls = []
+    encode = type(sparse.query_encoder).encode
+    monkeypatch.setattr(sparse.query_encoder, "encode", lambda t: calls.append(t) or encode(sparse.query_encoder, t))
+    hits, _ = HitBuilder(sparse, None, hybrid=hybrid).search(text, k=5, explain=True)
+    assert calls == [text]
+    assert [h.id for h in hits] == expected.ids
+    np.testing.assert_allclose([h.score for h in hits], expected.scores, rtol=1e-6)
+    assert all(h.explanation for h in hits if h.sparse_score is not None)

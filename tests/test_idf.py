@@ -74,7 +74,7 @@ def test_idf_counts_the_whole_document_not_the_encoders_512_tokens(tmp_path, tok
     import json
 
     from idfsplade.data import BeirDataset
-    from idfsplade.pipeline import corpus_idf
+    from idfsplade.idf.cache import corpus_idf
 
     (tmp_path / "corpus.jsonl").write_text(
         json.dumps({"_id": "1", "text": "filler " * 600 + "zebra"}) + "\n" + json.dumps({"_id": "2", "text": "cat"}) + "\n")

@@ -170,7 +170,7 @@ def test_index_killed_mid_way_keeps_the_old_index_and_rebuilds_the_same(tmp_path
     """`index` killed while writing the document store into the new folder: the previous index is
     still there, whole and readable; the rerun equals an uninterrupted build."""
     from idfsplade.index import InvertedIndex
-    from idfsplade.model import DocumentEncoder, QueryEncoder
+    from idfsplade.model import DocumentEncoder, model_query_encoder
     from idfsplade.search.index_folder import index_info, write_index
     from idfsplade.vectors import PruneConfig, load_csr, prune_rows
 
@@ -185,7 +185,7 @@ def test_index_killed_mid_way_keeps_the_old_index_and_rebuilds_the_same(tmp_path
         extra={"provenance": {"model": "splade-tiny", "max_length": 512, "prune": {}, "corpus": str(corpus)},
                "idf_file": str(tmp_path / "idf.json")})
     matrix, ids, meta = load_csr(docs)
-    query = QueryEncoder.from_model(tiny_encoder)
+    query = model_query_encoder(tiny_encoder)
     ref, out = tmp_path / "ref", tmp_path / "index"
     write_index(InvertedIndex.from_csr(matrix, ids, info=index_info(meta)), ref, query, corpus)
     pruned = prune_rows(matrix, PruneConfig(top_k=20))

@@ -12,7 +12,7 @@ from transformers import AutoModelForMaskedLM
 
 from idfsplade.errors import InputError
 from idfsplade.idf import IdfTable
-from idfsplade.model import DocumentEncoder, QueryEncoder, build_inference_free_encoder, load_sparse_encoder
+from idfsplade.model import DocumentEncoder, build_inference_free_encoder, load_sparse_encoder, model_query_encoder
 from idfsplade.vectors import PruneConfig
 
 QUERY = "What's the weather in ny now?"
@@ -43,7 +43,7 @@ def test_document_vectors_match_raw_logits(tiny_encoder, reference_doc_vectors):
 
 
 def test_query_vector_is_idf_of_unique_tokens_without_specials(tiny_encoder, tokenizer, adi_idf):
-    encoder = QueryEncoder.from_model(tiny_encoder)
+    encoder = model_query_encoder(tiny_encoder)
     query = encoder.encode("the cat and the cat [SEP]")
     ids = tokenizer("the cat and the cat [SEP]", add_special_tokens=False)["input_ids"]
     expected_ids = sorted(set(ids) - set(tokenizer.all_special_ids))
@@ -60,7 +60,7 @@ def test_missing_idf_token_weighs_one(splade_tiny_path, tokenizer, tmp_path):
     path = tmp_path / "idf.json"
     path.write_text(json.dumps({"weather": 3.0}))
     model = build_inference_free_encoder(splade_tiny_path, path)
-    query = QueryEncoder.from_model(model).encode("weather today")
+    query = model_query_encoder(model).encode("weather today")
     vocab = tokenizer.get_vocab()
     assert dict(zip(query.ids.tolist(), query.weights.tolist())) == {vocab["weather"]: 3.0, vocab["today"]: 1.0}
 
@@ -72,7 +72,7 @@ def test_offline_golden_score_equals_hand_computation(tiny_encoder, tokenizer, a
     assert expected.max() > 0  # the long document shares 'weather', 'in', 'ny'...
     st_scores = tiny_encoder.similarity(tiny_encoder.encode_query([QUERY]), tiny_encoder.encode_document(DOCS))
     np.testing.assert_allclose(st_scores.numpy()[0], expected, rtol=1e-4, atol=1e-4)
-    q = QueryEncoder.from_model(tiny_encoder).encode(QUERY)
+    q = model_query_encoder(tiny_encoder).encode(QUERY)
     docs = DocumentEncoder(tiny_encoder).encode(DOCS)
     ours = docs[:, q.ids].toarray() @ q.weights
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
@@ -90,7 +90,7 @@ def test_idf_override_on_a_saved_model(tiny_encoder, tokenizer, tmp_path):
     tiny_encoder.save(str(tmp_path / "model"))
     table = IdfTable(np.full(len(tokenizer), 2.0, dtype=np.float32), tokenizer)
     model = load_sparse_encoder(str(tmp_path / "model"), idf=table)
-    q = QueryEncoder.from_model(model).encode("weather")
+    q = model_query_encoder(model).encode("weather")
     assert q.weights.tolist() == [2.0]
 
 

@@ -15,7 +15,7 @@ from idfsplade.errors import IdfspladeError, InputError
 from idfsplade.index import InvertedIndex
 from idfsplade.index.opensearch import (DOT_ESCAPE, FeatureNames, OpenSearchSparseIndex, bulk_actions, index_body,
                                         neural_sparse_body)
-from idfsplade.model import DocumentEncoder, QueryEncoder
+from idfsplade.model import DocumentEncoder, model_query_encoder
 
 FIELD = "sparse_embedding"
 OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL")
@@ -78,7 +78,7 @@ def test_escaped_dots_are_injective_and_dot_free(tokenizer):
 
 
 def test_neural_sparse_body_carries_idf_of_query_tokens(tiny_encoder, tokenizer, adi_idf):
-    query = QueryEncoder.from_model(tiny_encoder).encode("What's the weather in NY now?")
+    query = model_query_encoder(tiny_encoder).encode("What's the weather in NY now?")
     body = _index(tokenizer).query_body(query.ids, query.weights, k=7)
     tokens = body["query"]["neural_sparse"][FIELD]["query_tokens"]
     assert set(tokens) == {"what", "'", "s", "the", "weather", "in", "ny", "now", "?"}
@@ -91,7 +91,7 @@ def test_neural_sparse_body_carries_idf_of_query_tokens(tiny_encoder, tokenizer,
 
 
 def test_rank_feature_body_is_boosted_linear_clauses(tiny_encoder, tokenizer, adi_idf):
-    query = QueryEncoder.from_model(tiny_encoder).encode("U.S. news")
+    query = model_query_encoder(tiny_encoder).encode("U.S. news")
     vocab = tokenizer.get_vocab()
     idf = {t: pytest.approx(float(adi_idf.weights[vocab[t]]), rel=1e-6) for t in ["u", ".", "s", "news"]}
 
@@ -166,7 +166,7 @@ def test_live_round_trip_matches_exact_index(tiny_encoder, tokenizer, adi_path, 
     try:
         assert index.add(matrix, doc_ids) == len(docs)
         assert len(index) == len(docs)
-        encoder = QueryEncoder.from_model(tiny_encoder)
+        encoder = model_query_encoder(tiny_encoder)
         queries = [encoder.encode(text) for text in list(dataset.queries().values())[:10]]
         remote = index.search_batch([(q.ids, q.weights) for q in queries], k=10)
         for query, hits in zip(queries, remote):

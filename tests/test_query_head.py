@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from idfsplade.errors import InputError
+from idfsplade.train.config import LossConfig
 from idfsplade.train.losses import EnsembleDistillationLoss, build_loss
 from idfsplade.train.query_head import (
     QueryVocabSpladeLoss,
@@ -53,8 +55,8 @@ def _features(model):
 
 
 def _loss_and_grads(model, head: str, flops_weight: float = 0.0, weighting=None):
-    loss_fn = build_loss(model, FixedTargets(2, 2), "kl", "in_batch", flops_weight, None,
-                         student_temperature=3.0, head=head)
+    loss_fn = build_loss(model, FixedTargets(2, 2), LossConfig(flops_weight=flops_weight, student_temperature=3.0,
+                                                               head=head))
     model.zero_grad()
     torch.manual_seed(1)  # the same dropout masks on both paths (they draw in the same order)
     losses = loss_fn(_features(model), torch.tensor([0, 1]))
@@ -126,9 +128,8 @@ def test_sample_head_regulariser_tracks_the_full_flops(student):
 
 
 def test_periodic_head_runs_the_full_head_every_n_steps_with_scaled_weight(student):
-    loss_fn = build_loss(student, FixedTargets(2, 2), "kl", "in_batch", 1.0, None, head="periodic",
-                         flops_full_every=3)
-    full_fn = build_loss(student, FixedTargets(2, 2), "kl", "in_batch", 1.0, None, head="full")
+    loss_fn = build_loss(student, FixedTargets(2, 2), LossConfig(flops_weight=1.0, head="periodic", flops_full_every=3))
+    full_fn = build_loss(student, FixedTargets(2, 2), LossConfig(flops_weight=1.0, head="full"))
 
     def regulariser(fn) -> float:
         torch.manual_seed(1)  # the same dropout masks
@@ -142,5 +143,5 @@ def test_periodic_head_runs_the_full_head_every_n_steps_with_scaled_weight(stude
 
 def test_l0_threshold_needs_every_column(student):
     ranking = EnsembleDistillationLoss(student, FixedTargets(2, 2))
-    with pytest.raises(ValueError, match="l0 threshold"):
+    with pytest.raises(InputError, match="l0 threshold"):
         QueryVocabSpladeLoss(student, ranking, 1.0, document_regularizer_threshold=10, head="sample")

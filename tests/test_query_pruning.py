@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from idfsplade.errors import InputError
-from idfsplade.model import QueryEncoder
+from idfsplade.model import QueryEncoder, model_query_encoder
 
 TEXT = "the effect of vitamin d on bone density"
 
@@ -60,8 +60,8 @@ def test_out_of_range_ratio_is_an_input_error(tokenizer, weights, ratio):
 
 
 def test_from_model_passes_the_ratio(tiny_encoder):
-    full = QueryEncoder.from_model(tiny_encoder).encode(TEXT)
-    pruned = QueryEncoder.from_model(tiny_encoder, prune_ratio=0.8).encode(TEXT)
+    full = model_query_encoder(tiny_encoder).encode(TEXT)
+    pruned = model_query_encoder(tiny_encoder, prune_ratio=0.8).encode(TEXT)
     keep = full.weights >= 0.8 * full.weights.max()
     assert pruned.ids.tolist() == full.ids[keep].tolist()
     np.testing.assert_array_equal(pruned.weights, full.weights[keep])

@@ -9,7 +9,7 @@ import pytest
 from idfsplade.data import BeirDataset, document_text
 from idfsplade.evaluate import evaluate_run
 from idfsplade.index import InvertedIndex
-from idfsplade.model import DocumentEncoder, QueryEncoder
+from idfsplade.model import DocumentEncoder, model_query_encoder
 from idfsplade.search import BM25Retriever, InferenceFreeRetriever
 
 
@@ -34,7 +34,7 @@ def test_inference_free_retriever_ranks_by_exact_dot_product(tiny_encoder, adi_p
     ds = BeirDataset(adi_path)
     docs = list(ds.iter_corpus())
     matrix = DocumentEncoder(tiny_encoder).encode([document_text(d) for d in docs])
-    retriever = InferenceFreeRetriever(QueryEncoder.from_model(tiny_encoder),
+    retriever = InferenceFreeRetriever(model_query_encoder(tiny_encoder),
                                        InvertedIndex.from_csr(matrix, [d.id for d in docs]))
     text = "computerized information retrieval systems"
     query = retriever.query_encoder.encode(text)

@@ -34,10 +34,10 @@ def adi_docs(adi_path, tiny_encoder):
 @pytest.fixture(scope="module")
 def retriever(adi_docs, tiny_encoder):
     from idfsplade.index import InvertedIndex
-    from idfsplade.model import QueryEncoder
+    from idfsplade.model import model_query_encoder
     from idfsplade.search import InferenceFreeRetriever
 
-    return InferenceFreeRetriever(QueryEncoder.from_model(tiny_encoder), InvertedIndex.from_csr(*adi_docs))
+    return InferenceFreeRetriever(model_query_encoder(tiny_encoder), InvertedIndex.from_csr(*adi_docs))
 
 
 @pytest.fixture(scope="module")
@@ -354,3 +354,15 @@ def test_the_page_is_served_with_the_limits(served):
     assert "innerHTML" not in page.text  # document text is only ever set as text
     assert "/" not in served.get("/openapi.json").json()["paths"]
 
+
+
+def test_the_page_ships_as_package_data():
+    """The page is a static file (serve/static/index.html) that a wheel must carry."""
+    import tomllib
+    from pathlib import Path
+
+    from idfsplade.serve.page import PAGE
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "static/*.html" in pyproject["tool"]["setuptools"]["package-data"]["idfsplade.serve"]
+    assert PAGE.is_file() and PAGE.relative_to(PAGE.parents[1]).as_posix() == "static/index.html"

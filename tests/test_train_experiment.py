@@ -26,12 +26,12 @@ def test_plot_is_written(tmp_path):
 
 
 def test_cli_overrides_parse_yaml_values():
-    from idfsplade.cli.train import _overrides
+    from idfsplade.train.config import parse_overrides
 
-    assert _overrides(["loss.flops_weight=0.0001", "teachers.members=[{kind: bm25}]"]) == {
+    assert parse_overrides(["loss.flops_weight=0.0001", "teachers.members=[{kind: bm25}]"]) == {
         "loss.flops_weight": 1e-4, "teachers.members": [{"kind": "bm25"}]}
     with pytest.raises(InputError, match="--set"):
-        _overrides(["loss.flops_weight"])
+        parse_overrides(["loss.flops_weight"])
 
 
 @pytest.mark.slow  # a 4-step training run and three encodings of ADI: ~40 s on 2 quiet cores

@@ -12,6 +12,7 @@ from sentence_transformers.sparse_encoder.losses import FlopsLoss
 from transformers import TrainerControl, TrainerState
 
 from idfsplade.train.ensemble import ensemble_targets, minmax_per_row
+from idfsplade.train.config import LossConfig
 from idfsplade.train.losses import EnsembleDistillationLoss, build_loss, info_nce, kl_distillation, margin_mse
 
 
@@ -58,8 +59,8 @@ def test_flops_and_l0_mask_values():
 
 
 def test_quadratic_warmup_of_lambda():
-    loss = build_loss(torch.nn.Linear(1, 1), scorer=None, objective="info_nce", scope="own_list",
-                      flops_weight=1e-3, l0_threshold=None, head="full")
+    loss = build_loss(torch.nn.Linear(1, 1), None, LossConfig(objective="info_nce", scope="own_list",
+                                                             flops_weight=1e-3, head="full"))
     callback = SpladeRegularizerWeightSchedulerCallback(loss, "quadratic", warmup_ratio=0.5)
     state = TrainerState(max_steps=20)
     callback.on_train_begin(None, state, TrainerControl())
@@ -86,7 +87,7 @@ def _idf_aware_gradients(idf: torch.Tensor):
     pos = torch.full((1, vocab), 1.0, requires_grad=True)
     neg = torch.full((1, vocab), 1.0, requires_grad=True)
     ranking = EnsembleDistillationLoss(None, _FixedScorer(np.array([[10.0, 0.0]])), "kl", "own_list")
-    loss = build_loss(None, None, "kl", "own_list", flops_weight=1.0, l0_threshold=None, head="full")
+    loss = build_loss(None, None, LossConfig(scope="own_list", flops_weight=1.0, head="full"))
     loss.loss = ranking
     rank_loss = ranking.compute_loss_from_embeddings([query, pos, neg], torch.tensor([0]))["kl_loss"]
     (rank_grad,) = torch.autograd.grad(rank_loss, pos)

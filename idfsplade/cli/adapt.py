@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from idfsplade.cli.app import app, console, enable_stage_logging, out
-from idfsplade.cli.train import SetOpt, _overrides
+from idfsplade.cli.train import SetOpt
 
 
 @app.command()
@@ -30,8 +30,9 @@ def adapt(corpus: Annotated[Path, typer.Argument(help="BEIR folder; only its cor
     documents, BM25 negatives, teacher-ensemble targets; then index and report (rerun to resume)."""
     from idfsplade.evaluate import render_table
     from idfsplade.train.adapt import adapt_config, run_adapt
+    from idfsplade.train.config import parse_overrides
 
-    cfg = adapt_config(corpus, output, model, max_steps, _overrides(set_), config)
+    cfg = adapt_config(corpus, output, model, max_steps, parse_overrides(set_), config)
     enable_stage_logging()
     rows = run_adapt(cfg, split=split, teachers=teachers, hybrid=hybrid)
     out.print(render_table(rows, title=f"{corpus.name} (adapted; {split})"))

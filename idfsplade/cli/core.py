@@ -11,6 +11,7 @@ import typer
 from idfsplade.cli.app import app, console, out, progress_factory
 from idfsplade.errors import InputError
 from idfsplade.model.registry import DEFAULT_DOC_MODEL
+from idfsplade.search import fusion  # the registered fusion methods: the --hybrid-method help
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Doc model: alias (idfsplade-tiny, splade-tiny), hub "
                                                             "id, model folder or a training run's folder.")]
@@ -125,32 +126,29 @@ def search(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
                                                  "weight = contribution; they sum to the score.")] = False,
            hybrid: Annotated[bool, typer.Option(help="Fuse with the index's BM25 side-index (stemmed), per query, "
                                                 "as OpenSearch's hybrid query does; still no model call.")] = False,
-           hybrid_weight: Annotated[Optional[float], typer.Option(
-               help="Weight of the sparse side in [0, 1] (BM25 gets 1 - it). Default: the tuned one "
-                    "(idfsplade.search.hybrid.DEFAULT_WEIGHT) for min_max, unweighted for rrf.")] = None,
-           hybrid_method: Annotated[Optional[str], typer.Option(
-               help="'min_max' (normalization-processor, arithmetic mean) or 'rrf' (k=60).")] = None
+           hybrid_weight: Annotated[Optional[float], typer.Option(help=fusion.weight_help())] = None,
+           hybrid_method: Annotated[Optional[str], typer.Option(help=fusion.method_help())] = None
            ) -> None:
     """Search an index with no model call: the query is the idf of its tokens.
 
     Prints rank, id, score and, when the index stores documents, title and snippet (tab-separated).
     """
-    from idfsplade.console import check_hybrid_options
+    from idfsplade.search.hybrid import check_hybrid_options
     from idfsplade.search.index_folder import open_hybrid, open_index_retriever
 
     if (query is None) == (queries is None):
         raise InputError("give exactly one of --query or --queries")
-    if k < 1:
-        raise InputError(f"--k must be at least 1, got {k}", field="--k")
-    check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
     if query is not None:
-        from idfsplade.console import print_hits  # the same function the console script's quick path runs
+        from idfsplade.search.printing import print_hits  # the same function the console script's quick path runs
 
         print_hits(index_dir, query, model, idf_path, k, prune_ratio, explain, hybrid, hybrid_weight, hybrid_method)
         return
+    if k < 1:
+        raise InputError(f"--k must be at least 1, got {k}", field="--k")
+    settings = check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
     retriever, _ = open_index_retriever(index_dir, model, idf_path, prune_ratio)
-    if hybrid:
-        retriever = open_hybrid(index_dir, retriever, hybrid_weight, hybrid_method)
+    if settings is not None:
+        retriever = open_hybrid(index_dir, retriever, *settings)
     from idfsplade.data import iter_queries
 
     texts = {q.id: q.text for q in iter_queries(queries)}
@@ -178,12 +176,8 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
              stem: Annotated[bool, typer.Option(help="Add a BM25 row with a Snowball stemmer.")] = False,
              hybrid: Annotated[bool, typer.Option(
                  help="Add a row per model fusing its run with stemmed BM25 (OpenSearch hybrid query).")] = False,
-             hybrid_weight: Annotated[Optional[float], typer.Option(
-                 help="Weight of the sparse side in [0, 1] (BM25 gets 1 - it). Default: the tuned one "
-                      "(idfsplade.search.hybrid.DEFAULT_WEIGHT) for min_max, unweighted for rrf.")] = None,
-             hybrid_method: Annotated[Optional[str], typer.Option(
-                 help="'min_max' (normalization-processor, arithmetic mean) or 'rrf' (k=60). "
-                      "Default: idfsplade.search.hybrid.DEFAULT_METHOD.")] = None,
+             hybrid_weight: Annotated[Optional[float], typer.Option(help=fusion.weight_help())] = None,
+             hybrid_method: Annotated[Optional[str], typer.Option(help=fusion.method_help())] = None,
              k: int = 100, batch_size: int = 32, max_length: int = 512,
              top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None,
              work: Annotated[Optional[Path], typer.Option(help="Work folder (cached vectors, index, runs).")] = None,
@@ -196,7 +190,7 @@ def evaluate(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")] = Pat
 
     if name and len(name) != len(model):
         raise InputError(f"{len(name)} --name for {len(model)} --model: give one label per model", field="--name")
-    from idfsplade.console import check_hybrid_options
+    from idfsplade.search.hybrid import check_hybrid_options
 
     settings = check_hybrid_options(hybrid, hybrid_weight, hybrid_method)
     hybrid_spec = None

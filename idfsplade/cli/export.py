@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from idfsplade.cli.app import app, console
+from idfsplade.model.registry import DEFAULT_DOC_MODEL
 
 export_app = typer.Typer(no_args_is_help=True, help="Export a model for a serving system.")
 app.add_typer(export_app, name="export")
@@ -15,8 +16,9 @@ app.add_typer(export_app, name="export")
 
 @export_app.command()
 def opensearch(output: Annotated[Path, typer.Option("--out", "-o", help="Folder for the zips and registration JSONs.")],
-               model: Annotated[str, typer.Option("--model", "-m", help="Doc model: alias (splade-tiny), hub id "
-                                                                        "or folder.")] = "splade-tiny",
+               model: Annotated[str, typer.Option("--model", "-m", help="Doc model: alias (idfsplade-tiny, "
+                                                                        "splade-tiny), hub id or folder.")
+                                ] = DEFAULT_DOC_MODEL,
                idf_path: Annotated[Optional[Path], typer.Option("--idf", help="idf.json for the query side "
                                                                               "(default: the model's own).")] = None,
                name: Annotated[Optional[str], typer.Option(help="Model name in OpenSearch (default: from --model).")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from idfsplade.cli.app import app, console
+from idfsplade.search import fusion  # the registered fusion methods: the --hybrid-method help
 
 
 @app.command()
@@ -24,9 +25,8 @@ def serve(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
           max_body_bytes: Annotated[int, typer.Option(help="Larger bodies get 413 before parsing.")] = 256 * 1024,
           hybrid: Annotated[bool, typer.Option(help="Fuse every search with the index's BM25 side-index "
                                                 "(OpenSearch's hybrid query); still no model call.")] = False,
-          hybrid_weight: Annotated[float | None, typer.Option(help="Sparse side's weight in [0, 1]; default: "
-                                                              "the tuned one.")] = None,
-          hybrid_method: Annotated[str | None, typer.Option(help="'min_max' or 'rrf'.")] = None
+          hybrid_weight: Annotated[float | None, typer.Option(help=fusion.weight_help())] = None,
+          hybrid_method: Annotated[str | None, typer.Option(help=fusion.method_help())] = None
           ) -> None:
     """Serve POST /search, POST /search/batch and GET /health (OpenAPI docs at /docs)."""
     import uvicorn

@@ -14,28 +14,15 @@ ConfigArg = Annotated[Path, typer.Argument(help="YAML run config (see configs/).
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set loss.flops_weight=0")]
 
 
-def _overrides(pairs: list[str] | None) -> dict:
-    import yaml  # here, not at module level: every command (search too) imports this module at startup
-
-    from idfsplade.errors import InputError
-
-    overrides = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InputError(f"--set expects key=value, got {pair!r}", field="--set")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
 @app.command()
 def train(config: ConfigArg, set_: SetOpt = None) -> None:
     """Train an inference-free sparse encoder (rerun the same command to resume after a kill)."""
     from idfsplade.train import load_config
     from idfsplade.train import train as run_training  # the command is named train too
+    from idfsplade.train.config import parse_overrides
 
     enable_stage_logging()
-    model_dir = run_training(load_config(config, _overrides(set_)))
+    model_dir = run_training(load_config(config, parse_overrides(set_)))
     console.print(f"model in {model_dir}/ (load with idfsplade.model.load_sparse_encoder)")
 
 
@@ -48,9 +35,10 @@ def experiment(config: ConfigArg, set_: SetOpt = None, split: str = "test",
     """Train, then evaluate the student beside BM25, the untrained model and the teachers; write a report."""
     from idfsplade.evaluate import render_table
     from idfsplade.train import load_config
+    from idfsplade.train.config import parse_overrides
     from idfsplade.train.experiment import run_experiment
 
-    cfg = load_config(config, _overrides(set_))
+    cfg = load_config(config, parse_overrides(set_))
     enable_stage_logging()
     rows = run_experiment(cfg, split=split, teachers=teachers, hybrid=hybrid)
     out.print(render_table(rows, title=f"{Path(cfg.data.dataset).name} ({split})"))

@@ -7,14 +7,10 @@ impact index), and an OpenSearch client in ``opensearch``.
 
 from idfsplade.index.base import SearchHits, SparseIndex
 from idfsplade.index.exact import InvertedIndex
+from idfsplade.lazy import lazy_attributes
 
 __all__ = ["InvertedIndex", "SearchHits", "SparseIndex", "available_backends", "build_backend"]
 
-
-def __getattr__(name: str):
-    # The registry imports scipy (~0.5 s): loaded on first use, not by every reader of an index.
-    if name in ("available_backends", "build_backend"):
-        from idfsplade.index import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The registry imports scipy (~0.5 s): loaded on first use, not by every reader of an index.
+__getattr__ = lazy_attributes(__name__, {"available_backends": "idfsplade.index.registry",
+                                         "build_backend": "idfsplade.index.registry"})

@@ -6,23 +6,18 @@ imports torch and sentence-transformers, so it is loaded on first use: ``idfspla
 service read the query side without ever importing torch.
 """
 
-from importlib import import_module
-
-from idfsplade.model.query import QueryEncoder, SparseQuery
+from idfsplade.lazy import lazy_attributes
 from idfsplade.model.registry import PACKAGED_MODELS, resolve_model
+from idfsplade.query import QueryEncoder, SparseQuery
 
-_LAZY = {
+__getattr__ = lazy_attributes(__name__, {
     "DocumentEncoder": "idfsplade.model.document",
     "build_inference_free_encoder": "idfsplade.model.inference_free",
     "load_sparse_encoder": "idfsplade.model.inference_free",
+    "model_query_encoder": "idfsplade.model.inference_free",
     "query_weights": "idfsplade.model.inference_free",
-}
+})
 
-__all__ = ["DocumentEncoder", "build_inference_free_encoder", "load_sparse_encoder", "query_weights",
-           "QueryEncoder", "SparseQuery", "PACKAGED_MODELS", "resolve_model"]
+__all__ = ["DocumentEncoder", "build_inference_free_encoder", "load_sparse_encoder", "model_query_encoder",
+           "query_weights", "QueryEncoder", "SparseQuery", "PACKAGED_MODELS", "resolve_model"]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

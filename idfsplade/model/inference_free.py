@@ -20,6 +20,7 @@ from sentence_transformers.sparse_encoder.models import Router, SparseStaticEmbe
 from idfsplade.errors import InputError, warn_once
 from idfsplade.idf import MISSING_TOKEN_IDF, IdfTable
 from idfsplade.model.registry import resolve_model
+from idfsplade.query.encoder import QueryEncoder
 
 
 def build_inference_free_encoder(mlm_name_or_path: str, idf: IdfTable | str | Path | None,
@@ -172,6 +173,15 @@ def query_weights(model: SparseEncoder) -> tuple[np.ndarray, object]:
         raise InputError("not an inference-free model (no SparseStaticEmbedding query route)")
     module: SparseStaticEmbedding = model[0].sub_modules["query"][0]
     return module.weight.detach().float().cpu().numpy(), module.tokenizer
+
+
+def model_query_encoder(model: SparseEncoder, prune_ratio: float | None = None) -> QueryEncoder:
+    """The torch-free :class:`~idfsplade.query.QueryEncoder` of a ``SparseEncoder``'s query route: its
+    tokenizer, weights and max length (what ``QueryEncoder.from_model`` did; the query side imports no
+    model code)."""
+    weights, tokenizer = query_weights(model)
+    return QueryEncoder(tokenizer, weights, max_length=model[0].sub_modules["query"][0].max_seq_length,
+                        prune_ratio=prune_ratio)
 
 
 def document_modules(model: SparseEncoder) -> tuple[Transformer, SpladePooling]:

@@ -77,15 +77,6 @@ class QueryEncoder:
         truncation = self._tokenizer.truncation
         return truncation["max_length"] if truncation else None
 
-    @classmethod
-    def from_model(cls, model, prune_ratio: float | None = None) -> QueryEncoder:
-        """From a ``SparseEncoder``'s query route (imports the model code, hence torch)."""
-        from idfsplade.model.inference_free import query_weights
-
-        weights, tokenizer = query_weights(model)
-        return cls(tokenizer, weights, max_length=model[0].sub_modules["query"][0].max_seq_length,
-                   prune_ratio=prune_ratio)
-
     def with_prune_ratio(self, prune_ratio: float | None) -> QueryEncoder:
         return QueryEncoder(self._tokenizer, self.weights, prune_ratio=prune_ratio)
 

@@ -4,14 +4,9 @@
 (``idfsplade search``, the service) should not pay for bm25s and scipy at startup.
 """
 
+from idfsplade.lazy import lazy_attributes
 from idfsplade.search.retriever import InferenceFreeRetriever, Retriever, Run
 
 __all__ = ["BM25Retriever", "InferenceFreeRetriever", "Retriever", "Run"]
 
-
-def __getattr__(name: str):
-    if name == "BM25Retriever":
-        from idfsplade.search.bm25 import BM25Retriever
-
-        return BM25Retriever
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"BM25Retriever": "idfsplade.search.bm25"})

@@ -81,7 +81,7 @@ class HitBuilder:
         if self.hybrid is None:
             hits = index.search(query.ids, query.weights, k)
         else:
-            hits, lexical_scores, sparse_scores = self.hybrid.search_parts(text, k)
+            hits, lexical_scores, sparse_scores = self.hybrid.search_parts(text, k, query)  # tokenized once
         with_documents = documents and self.store is not None
         weights = None
         if (explain or with_documents) and self.can_explain and hits.ids:

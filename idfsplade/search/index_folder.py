@@ -15,12 +15,11 @@ records (which imports torch), or the ``--model`` given.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from idfsplade.data.store import DocumentStore, write_document_store
-from idfsplade.errors import InputError
+from idfsplade.errors import InputError, notice
 from idfsplade.index.exact import InvertedIndex
 from idfsplade.query.artefact import (
     IDF_FILE,
@@ -107,9 +106,9 @@ def resolve_source(index_dir: Path, info: dict, model: str | None, idf: str | No
 
 def query_encoder_from_model(model: str, idf_path: str | None, prune_ratio: float | None = None) -> QueryEncoder:
     """The query side read out of a model (loads it with torch, on the CPU): for indexes without a copy."""
-    from idfsplade.model.inference_free import load_sparse_encoder
+    from idfsplade.model.inference_free import load_sparse_encoder, model_query_encoder
 
-    return QueryEncoder.from_model(load_sparse_encoder(model, idf=idf_path, device="cpu"), prune_ratio=prune_ratio)
+    return model_query_encoder(load_sparse_encoder(model, idf=idf_path, device="cpu"), prune_ratio=prune_ratio)
 
 
 def _is_query_side_folder(model: str) -> bool:
@@ -153,8 +152,8 @@ def open_query_side(index_dir: Path, info: dict, model: str | None = None, idf: 
             side = load_from_folder(model, idf=idf, prune_ratio=prune_ratio)
             return side.encoder, _source(side, model)
     if model is None:
-        print(f"idfsplade: {index_dir} holds no query side ({TOKENIZER_FILE} + {IDF_FILE}); loading the model "
-              f"to read it (rebuild the index with `idfsplade index` to search without torch)", file=sys.stderr)
+        notice(f"{index_dir} holds no query side ({TOKENIZER_FILE} + {IDF_FILE}); loading the model "
+               f"to read it (rebuild the index with `idfsplade index` to search without torch)")
     return _legacy_source(index_dir, info, model, idf, prune_ratio)
 
 

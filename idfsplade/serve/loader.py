@@ -17,6 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from idfsplade.errors import InputError
+from idfsplade.search.hybrid import check_hybrid_options
 from idfsplade.search.index_folder import open_documents, open_hybrid, open_index_retriever
 from idfsplade.serve.app import create_app
 from idfsplade.serve.limits import ServeLimits
@@ -49,12 +50,9 @@ class ServeConfig:
 def load_app(config: ServeConfig) -> FastAPI:
     """Load the index (memory-mapped), its query side (tokenizer.json + idf.json: no torch), its
     document store and, for hybrid mode, its BM25 side-index, then build the app."""
-    from idfsplade.console import check_hybrid_options
-
-    check_hybrid_options(config.hybrid, config.hybrid_weight, config.hybrid_method)
+    settings = check_hybrid_options(config.hybrid, config.hybrid_weight, config.hybrid_method)
     retriever, source = open_index_retriever(Path(config.index_dir), config.model, config.idf)
-    hybrid = (open_hybrid(config.index_dir, retriever, config.hybrid_weight, config.hybrid_method)
-              if config.hybrid else None)
+    hybrid = open_hybrid(config.index_dir, retriever, *settings) if settings is not None else None
     return create_app(retriever, source, limits=config.limits, documents=open_documents(config.index_dir),
                       hybrid=hybrid)
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from idfsplade.errors import InputError
+from idfsplade.train.pseudo_queries import DEFAULT_PSEUDO_QUERIES, PSEUDO_QUERY_GENERATORS
 
 
 @dataclass
@@ -36,9 +37,9 @@ class DataConfig:
     negatives: int = 7
     miners: list[str] = field(default_factory=lambda: ["bm25"])  # bm25, dense
     max_pairs: int | None = None  # weak only
-    # weak only: the mixture of pseudo-query generators (train/examples.py PSEUDO_QUERY_GENERATORS:
-    # title, first_sentence, sentence, span, terms), each tried in random order per document
-    pseudo_queries: list[str] = field(default_factory=lambda: ["title", "sentence", "span", "terms"])
+    # weak only: the mixture of pseudo-query generators (the registry train/pseudo_queries.py
+    # PSEUDO_QUERY_GENERATORS: title, first_sentence, sentence, span, terms), each tried in random order per document
+    pseudo_queries: list[str] = field(default_factory=lambda: list(DEFAULT_PSEUDO_QUERIES))
     pseudo_queries_per_doc: int = 1  # weak only
     cache_dir: str = "runs/cache/train-data"
 
@@ -116,11 +117,26 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+# The allowed values of the string options. The lists of the torch modules (losses.OBJECTIVES / SCOPES,
+# query_head.HEADS, student.QUERY_WEIGHTINGS) are repeated here so that reading a config imports no torch;
+# tests/test_registries.py checks that they agree. Pseudo-query generators are their registry itself, so
+# one registered by a user is a valid choice.
 CHOICES = {"student.query_weighting": ("idf", "binary"), "data.kind": ("supervised", "weak"),
            "loss.objective": ("kl", "margin_mse", "info_nce"),
            "loss.head": ("full", "query", "sample", "periodic"), "loss.scope": ("in_batch", "own_list"),
            "training.bf16": ("auto", "true", "false"), "teachers.members.kind": ("dense", "sparse", "bm25"),
-           "data.pseudo_queries": ("title", "first_sentence", "sentence", "span", "terms")}
+           "data.pseudo_queries": PSEUDO_QUERY_GENERATORS}
+
+
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """``--set key=value`` pairs as the ``overrides`` of :func:`load_config`: dotted keys, YAML values."""
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--set expects key=value, got {pair!r}", field="--set")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from idfsplade.errors import InputError
+
 
 def minmax_per_row(scores: np.ndarray) -> np.ndarray:
     """Map each row to [0, 1]; a constant row (teacher cannot tell candidates apart) becomes all 0."""
@@ -22,9 +24,9 @@ def minmax_per_row(scores: np.ndarray) -> np.ndarray:
 def ensemble_targets(per_teacher: list[np.ndarray], weights: list[float], scale: float) -> np.ndarray:
     """``scale × Σ_k w_k · minmax(scores_k) / Σ_k w_k`` for score matrices of equal shape (queries × candidates)."""
     if not per_teacher or len(per_teacher) != len(weights):
-        raise ValueError("need one weight per teacher and at least one teacher")
+        raise InputError("need one weight per teacher and at least one teacher", field="teachers.members")
     total = float(sum(weights))
     if total <= 0:
-        raise ValueError("teacher weights must sum to a positive number")
+        raise InputError("teacher weights must sum to a positive number", field="teachers.members.weight")
     mixed = sum(w * minmax_per_row(s) for w, s in zip(weights, per_teacher)) / total
     return (scale * mixed).astype(np.float32)

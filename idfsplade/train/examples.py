@@ -5,8 +5,8 @@ Two builders, one format:
 - :func:`build_supervised` — a BEIR train split: each judged query with one positive and hard
   negatives mined by BM25 (and optionally by a dense model); the fine-tuning data of the paper.
 - :func:`build_weak` — an unlabelled corpus (queries and qrels never read): pseudo-queries made from
-  each document by a mixture of generators (:data:`PSEUDO_QUERY_GENERATORS`: its title, first sentence,
-  a random sentence, a random 6-12-word span, high-IDF terms of a sentence), each paired with the
+  each document by a mixture of registered generators (:mod:`idfsplade.train.pseudo_queries`: its
+  title, first sentence, a random sentence, a random 6-12-word span, high-IDF terms of a sentence), each paired with the
   document *minus the pseudo-query text*, so the pair is not a trivial exact match for the lexical
   teacher; negatives mined from the corpus by BM25. The data of ``idfsplade adapt``.
 
@@ -19,7 +19,6 @@ into place only when complete.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from idfsplade.atomic import atomic_write_json
-from idfsplade.data import BeirDataset, Document, document_text, iter_jsonl
+from idfsplade.data import BeirDataset, document_text, iter_jsonl
 from idfsplade.errors import InputError
 from idfsplade.fingerprint import read_key, stale_notice, texts_sha256
+from idfsplade.model.registry import DEFAULT_DENSE_MODEL
+from idfsplade.train.pseudo_queries import (  # noqa: F401  (remove_text: still importable from here)
+    DEFAULT_PSEUDO_QUERIES,
+    PSEUDO_QUERY_GENERATORS,
+    WordIdf,
+    pseudo_queries,
+    remove_text,
+)
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ def bm25_miner(pool: dict[str, str]) -> NegativeMiner:
     return mine
 
 
-def dense_miner(pool: dict[str, str], model: str = "all-MiniLM-L6-v2") -> NegativeMiner:
+def dense_miner(pool: dict[str, str], model: str = DEFAULT_DENSE_MODEL) -> NegativeMiner:
     """Rank the pool with a sentence-transformers bi-encoder (exact cosine search)."""
     from idfsplade.train.teachers import DenseTeacher
 
@@ -187,7 +194,7 @@ def _build(folder: Path, pairs: list[tuple[str, str, list[str]]], pool: dict[str
 
 
 def build_supervised(dataset: BeirDataset, split: str, folder: Path, n_negatives: int = 7,
-                     miners: tuple[str, ...] = ("bm25",), dense_model: str = "all-MiniLM-L6-v2",
+                     miners: tuple[str, ...] = ("bm25",), dense_model: str = DEFAULT_DENSE_MODEL,
                      seed: int = 42) -> ExampleSet:
     """Examples from the judged queries of ``split``: one positive (relevance > 0) and mined negatives."""
     pool = {d.id: document_text(d) for d in dataset.iter_corpus()}
@@ -200,145 +207,8 @@ def build_supervised(dataset: BeirDataset, split: str, folder: Path, n_negatives
     return _build(folder, pairs, pool, _miners(miners, pool, dense_model), n_negatives, provenance, seed)
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s' default token pattern
-
-PSEUDO_QUERY_GENERATORS = ("title", "first_sentence", "sentence", "span", "terms")
-DEFAULT_PSEUDO_QUERIES = ("title", "sentence", "span", "terms")
-MIN_QUERY_WORDS = 3
-MAX_QUERY_WORDS = 64  # a longer "sentence" is a paragraph without punctuation: not a query
-MIN_PASSAGE_WORDS = 8  # what must be left of the document once the pseudo-query is cut out
-SPAN_WORDS = (6, 12)
-TERMS = (2, 5)  # a terms pseudo-query has 2-5 words...
-TERM_CANDIDATES = 8  # ...drawn (probability ∝ idf) from the sentence's 8 highest-IDF words
-
-
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
-def remove_text(passage: str, piece: str) -> str:
-    """``passage`` with every occurrence of ``piece`` cut out (case-insensitive, whitespace
-    normalised), repeated until none is left — so ``piece`` is never a substring of the result."""
-    piece = _squash(piece)
-    passage = _squash(passage)
-    if not piece:
-        return passage
-    pattern = re.compile(re.escape(piece), re.IGNORECASE)
-    while True:
-        cut = _squash(pattern.sub(" ", passage))
-        if cut == passage:
-            return cut
-        passage = cut
-
-
-class WordIdf:
-    """Word-level IDF of a corpus (bm25s' token pattern, lower-cased, bm25s' English stop words dropped),
-    ``ln(1 + (N - df + 0.5) / (df + 0.5))`` as :class:`~idfsplade.idf.IdfTable` — for the ``terms``
-    generator, which needs words, not WordPiece tokens. (bm25s' tokenizer gives tokens but no document
-    frequencies, and :class:`IdfTable` counts WordPiece ids: the count is this loop.)"""
-
-    def __init__(self, texts) -> None:
-        from bm25s.stopwords import STOPWORDS_EN
-
-        self.stopwords = set(STOPWORDS_EN)
-        df: dict[str, int] = {}
-        n = 0
-        for text in texts:
-            n += 1
-            for word in set(self.words(text)):
-                df[word] = df.get(word, 0) + 1
-        self.idf = {w: float(np.log1p((n - d + 0.5) / (d + 0.5))) for w, d in df.items()}
-
-    def words(self, text: str) -> list[str]:
-        return [w for w in _WORD.findall(text.lower()) if w not in self.stopwords]
-
-
-def _sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(_squash(text)) if s]
-
-
-def _query_sized(sentence: str) -> bool:
-    return MIN_QUERY_WORDS <= len(sentence.split()) <= MAX_QUERY_WORDS
-
-
-def _pq_title(doc: Document, rng: np.random.Generator, idf: WordIdf | None) -> tuple[str, str] | None:
-    title = _squash(doc.title)
-    return (title, remove_text(doc.text, title)) if _query_sized(title) else None
-
-
-def _pq_first_sentence(doc: Document, rng: np.random.Generator, idf: WordIdf | None) -> tuple[str, str] | None:
-    sentences = _sentences(doc.text)
-    if len(sentences) < 2 or not _query_sized(sentences[0]):
-        return None
-    return sentences[0], remove_text(document_text(doc), sentences[0])
-
-
-def _random_sentence(doc: Document, rng: np.random.Generator) -> str | None:
-    sentences = _sentences(doc.text)
-    fitting = [s for s in sentences if _query_sized(s)]
-    if len(sentences) < 2 or not fitting:
-        return None
-    return fitting[int(rng.integers(len(fitting)))]
-
-
-def _pq_sentence(doc: Document, rng: np.random.Generator, idf: WordIdf | None) -> tuple[str, str] | None:
-    sentence = _random_sentence(doc, rng)
-    return None if sentence is None else (sentence, remove_text(document_text(doc), sentence))
-
-
-def _pq_span(doc: Document, rng: np.random.Generator, idf: WordIdf | None) -> tuple[str, str] | None:
-    words = _squash(doc.text).split()
-    n = int(rng.integers(SPAN_WORDS[0], SPAN_WORDS[1] + 1))
-    if len(words) < n + MIN_PASSAGE_WORDS:
-        return None
-    start = int(rng.integers(len(words) - n + 1))
-    span = " ".join(words[start:start + n])
-    return span, remove_text(document_text(doc), span)
-
-
-def _pq_terms(doc: Document, rng: np.random.Generator, idf: WordIdf | None) -> tuple[str, str] | None:
-    """Keyword query: 2-5 of a random sentence's highest-IDF words (in their order); the sentence is cut
-    out of the passage, so the words match only where the rest of the document repeats them."""
-    sentence = _random_sentence(doc, rng)
-    if sentence is None or idf is None:
-        return None
-    words = list(dict.fromkeys(idf.words(sentence)))
-    if len(words) < TERMS[0]:
-        return None
-    ranked = sorted(words, key=lambda w: -idf.idf.get(w, 0.0))[:TERM_CANDIDATES]
-    weights = np.array([idf.idf.get(w, 0.0) for w in ranked]) + 1e-9
-    n = min(int(rng.integers(TERMS[0], TERMS[1] + 1)), len(ranked))
-    picked = set(rng.choice(len(ranked), size=n, replace=False, p=weights / weights.sum()).tolist())
-    query = " ".join(w for w in words if w in {ranked[i] for i in picked})
-    return query, remove_text(document_text(doc), sentence)
-
-
-_GENERATORS = {"title": _pq_title, "first_sentence": _pq_first_sentence, "sentence": _pq_sentence,
-               "span": _pq_span, "terms": _pq_terms}
-
-
-def pseudo_queries(doc: Document, generators: tuple[str, ...] | list[str], rng: np.random.Generator,
-                   idf: WordIdf | None = None, per_doc: int = 1) -> list[tuple[str, str, str]]:
-    """Up to ``per_doc`` ``(generator, pseudo-query, positive passage)`` triples for one document: the
-    generators are tried in a random order (``rng``) and those that do not apply (no title, one
-    sentence, too short) are skipped. The pseudo-query is never a substring of its passage."""
-    made = []
-    for name in rng.permutation(list(generators)).tolist():
-        pair = _GENERATORS[name](doc, rng, idf)
-        if pair is None:
-            continue
-        query, passage = _squash(pair[0]), remove_text(pair[1], pair[0])  # e.g. terms repeated verbatim
-        if len(passage.split()) < MIN_PASSAGE_WORDS or not query:
-            continue
-        made.append((name, query, passage))
-        if len(made) == per_doc:
-            break
-    return made
-
-
 def build_weak(dataset: BeirDataset, folder: Path, n_negatives: int = 7, miners: tuple[str, ...] = ("bm25",),
-               dense_model: str = "all-MiniLM-L6-v2", max_pairs: int | None = None, seed: int = 42,
+               dense_model: str = DEFAULT_DENSE_MODEL, max_pairs: int | None = None, seed: int = 42,
                generators: tuple[str, ...] | list[str] = DEFAULT_PSEUDO_QUERIES, per_doc: int = 1) -> ExampleSet:
     """Examples from an unlabelled corpus: only ``corpus.jsonl`` is read (never queries or qrels).
 
@@ -352,7 +222,7 @@ def build_weak(dataset: BeirDataset, folder: Path, n_negatives: int = 7, miners:
     this project does not ship offline (sentence-transformers has none built in); the cropping and
     inverse-cloze rules are those of Contriever (Izacard et al. 2022) and ICT (Lee et al. 2019).
     """
-    unknown = [g for g in generators if g not in _GENERATORS]
+    unknown = [g for g in generators if g not in PSEUDO_QUERY_GENERATORS]
     if unknown or not generators:
         raise InputError(f"pseudo-query generators must be among {list(PSEUDO_QUERY_GENERATORS)}, got "
                          f"{list(generators)}", field="pseudo_queries")

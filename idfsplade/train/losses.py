@@ -24,9 +24,12 @@ import torch.nn.functional as F
 from sentence_transformers.sparse_encoder.losses import SpladeLoss
 from torch import Tensor, nn
 
+from idfsplade.errors import InputError
+from idfsplade.train.config import LossConfig
 from idfsplade.train.query_head import QueryVocabSpladeLoss
 
 OBJECTIVES = ("kl", "margin_mse", "info_nce")
+SCOPES = ("in_batch", "own_list")
 
 
 def kl_distillation(student: Tensor, teacher: Tensor, student_temperature: float = 1.0,
@@ -62,11 +65,12 @@ class EnsembleDistillationLoss(nn.Module):
                  student_temperature: float = 1.0, teacher_temperature: float = 1.0) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}")
-        if scope not in ("in_batch", "own_list"):
-            raise ValueError("scope must be 'in_batch' or 'own_list'")
+            raise InputError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}", field="loss.objective")
+        if scope not in SCOPES:
+            raise InputError(f"scope must be one of {list(SCOPES)}, got {scope!r}", field="loss.scope")
         if objective == "margin_mse" and scope == "in_batch":
-            raise ValueError("margin_mse compares a query's own positive and negatives: use scope own_list")
+            raise InputError("margin_mse compares a query's own positive and negatives: use scope own_list",
+                             field="loss.scope")
         self.model = model
         self.scorer = scorer
         self.objective, self.scope = objective, scope
@@ -97,17 +101,16 @@ class EnsembleDistillationLoss(nn.Module):
                                   "compute_loss_from_embeddings")
 
 
-def build_loss(model: nn.Module, scorer, objective: str, scope: str, flops_weight: float,
-               l0_threshold: int | None, student_temperature: float = 1.0,
-               teacher_temperature: float = 1.0, head: str = "sample", flops_sample_columns: int = 1024,
-               flops_full_every: int = 10, seed: int = 0) -> SpladeLoss:
-    """Ranking loss + FLOPS on document vectors only (queries are static, nothing to regularise).
+def build_loss(model: nn.Module, scorer, config: LossConfig, seed: int = 0) -> SpladeLoss:
+    """Ranking loss + FLOPS on document vectors only (queries are static, nothing to regularise), as the
+    run config's ``loss`` section (:class:`~idfsplade.train.config.LossConfig`) sets them.
 
     ``head`` (:mod:`idfsplade.train.query_head`): ``full`` is sentence-transformers' ``SpladeLoss`` as
     is; ``query``/``sample``/``periodic`` compute document logits only at the batch's query columns
     (exact for the ranking loss) and differ in how the FLOPS term is paid for when λ > 0.
     """
-    ranking = EnsembleDistillationLoss(model, scorer, objective, scope, student_temperature, teacher_temperature)
-    return QueryVocabSpladeLoss(model, ranking, flops_weight, document_regularizer_threshold=l0_threshold,
-                                head=head, sample_columns=flops_sample_columns, full_every=flops_full_every,
-                                seed=seed)
+    ranking = EnsembleDistillationLoss(model, scorer, config.objective, config.scope, config.student_temperature,
+                                       config.teacher_temperature)
+    return QueryVocabSpladeLoss(model, ranking, config.flops_weight, document_regularizer_threshold=config.l0_threshold,
+                                head=config.head, sample_columns=config.flops_sample_columns,
+                                full_every=config.flops_full_every, seed=seed)

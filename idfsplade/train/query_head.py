@@ -48,6 +48,7 @@ from sentence_transformers.base.losses.merged_forward import merge_feature_batch
 from sentence_transformers.sparse_encoder.losses import SpladeLoss
 from torch import Tensor, nn
 
+from idfsplade.errors import InputError
 from idfsplade.model.inference_free import document_modules
 
 HEADS = ("full", "query", "sample", "periodic")
@@ -70,12 +71,13 @@ class ColumnSubset(nn.Module):
 def _projection_owner(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     projection = model.get_output_embeddings()
     if not isinstance(projection, nn.Linear):
-        raise ValueError(f"{type(model).__name__}: the output projection is not a Linear; use loss.head: full")
+        raise InputError(f"{type(model).__name__}: the output projection is not a Linear; use loss.head: full",
+                         field="loss.head")
     for module in model.modules():
         for name, child in module.named_children():
             if child is projection:
                 return module, name, projection
-    raise ValueError(f"{type(model).__name__}: output projection not found; use loss.head: full")
+    raise InputError(f"{type(model).__name__}: output projection not found; use loss.head: full", field="loss.head")
 
 
 @contextlib.contextmanager
@@ -128,13 +130,15 @@ class QueryVocabSpladeLoss(SpladeLoss):
                  document_regularizer_threshold: int | None = None, head: str = "sample",
                  sample_columns: int = 1024, full_every: int = 10, seed: int = 0) -> None:
         if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}")
+            raise InputError(f"head must be one of {list(HEADS)}, got {head!r}", field="loss.head")
         if document_regularizer_threshold is not None and head in ("query", "sample"):
-            raise ValueError("an l0 threshold counts every column of a document: use head full or periodic")
+            raise InputError("an l0 threshold counts every column of a document: use head full or periodic",
+                             field="loss.head")
         pooling = document_modules(model)[1] if head != "full" else None
         if pooling is not None and (pooling.pooling_strategy, pooling.activation_function) != ("max", "relu"):
-            raise ValueError(f"the query-column head implements max pooling of log1p(relu); this model pools "
-                             f"{pooling.pooling_strategy}/{pooling.activation_function}: use head full")
+            raise InputError(f"the query-column head implements max pooling of log1p(relu); this model pools "
+                             f"{pooling.pooling_strategy}/{pooling.activation_function}: use head full",
+                             field="loss.head")
         with _without_root_warning("query_regularizer_weight is None"):
             super().__init__(model, loss, document_regularizer_weight=document_regularizer_weight,
                              query_regularizer_weight=None,

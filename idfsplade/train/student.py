@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sentence_transformers import SparseEncoder
 
+from idfsplade.errors import InputError
 from idfsplade.idf import IdfTable
 from idfsplade.model import load_sparse_encoder
 from idfsplade.model.inference_free import document_modules
@@ -27,7 +28,8 @@ def build_student(model: str, idf: IdfTable, query_weighting: str = "idf", max_s
                   device: str | None = None) -> SparseEncoder:
     """Load ``model`` as an inference-free encoder with the chosen query weights."""
     if query_weighting not in QUERY_WEIGHTINGS:
-        raise ValueError(f"query_weighting must be one of {QUERY_WEIGHTINGS}")
+        raise InputError(f"query_weighting must be one of {list(QUERY_WEIGHTINGS)}, got {query_weighting!r}",
+                         field="student.query_weighting")
     table = idf if query_weighting == "idf" else binary_weights(idf)
     student = load_sparse_encoder(model, idf=table, device=device)
     set_max_seq_length(student, max_seq_length)

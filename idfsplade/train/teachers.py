@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.errors import InputError
 from idfsplade.fingerprint import model_fingerprint, read_key, stale_notice, texts_sha256
+from idfsplade.model.registry import DEFAULT_DENSE_MODEL
 
 Vectors = np.ndarray | sp.csr_matrix
 
@@ -47,7 +48,7 @@ def dot_scores(queries: Vectors, passages: Vectors) -> np.ndarray:
 class DenseTeacher:
     """Any sentence-transformers bi-encoder; cosine similarity (normalised embeddings)."""
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64, device: str | None = None) -> None:
+    def __init__(self, model: str = DEFAULT_DENSE_MODEL, batch_size: int = 64, device: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
 
         from idfsplade.model import resolve_model

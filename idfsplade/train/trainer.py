@@ -26,8 +26,9 @@ from transformers import set_seed
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.data import BeirDataset
 from idfsplade.idf import IdfTable
+from idfsplade.idf.cache import corpus_idf
 from idfsplade.model.inference_free import load_tokenizer, save_idf_json
-from idfsplade.pipeline import corpus_idf
+from idfsplade.model.registry import DEFAULT_DENSE_MODEL
 from idfsplade.train.config import RunConfig
 from idfsplade.train.evaluation import sampled_beir_evaluator
 from idfsplade.train.examples import ExampleSet, build_supervised, build_weak
@@ -78,7 +79,7 @@ def build_teachers(config: RunConfig, examples: ExampleSet) -> list[tuple[Teache
     teachers: list[tuple[Teacher, float]] = []
     for member in config.teachers.members:
         if member.kind == "dense":
-            teacher: Teacher = DenseTeacher(member.model or "all-MiniLM-L6-v2")
+            teacher: Teacher = DenseTeacher(member.model or DEFAULT_DENSE_MODEL)
         elif member.kind == "sparse":
             teacher = SparseSiameseTeacher(member.model or "splade-tiny")
         else:
@@ -142,10 +143,7 @@ def train(config: RunConfig, timer: StageTimer | None = None) -> Path:
     student = build_student(config.student.model, idf, config.student.query_weighting,
                             config.student.max_seq_length)
     train_dataset = to_dataset(examples)
-    lc = config.loss
-    loss = build_loss(student, scorer, lc.objective, lc.scope, lc.flops_weight, lc.l0_threshold,
-                      lc.student_temperature, lc.teacher_temperature, lc.head, lc.flops_sample_columns,
-                      lc.flops_full_every, seed=config.seed)
+    loss = build_loss(student, scorer, config.loss, seed=config.seed)
     n_candidates = len(examples.examples[0].candidates)
     checkpoints = work / "checkpoints"
     evaluator = None
