@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,13 @@ def file_fingerprint(path: str | Path) -> dict[str, Any]:
     return {"sha256": file_sha256(path), "size": path.stat().st_size}
 
 
-def model_fingerprint(name_or_path: str) -> str:
+def model_fingerprint(name_or_path: str, resolve: Callable[[str], str] | None = None) -> str:
     """sha256 over a local model folder's files (weights, config, tokenizer, sub-modules), or the
-    name itself for a hub id (hub snapshots are immutable per revision; no download happens here)."""
+    name itself for a hub id (hub snapshots are immutable per revision; no download happens here).
+
+    A composite model's parts that live in other folders (``SparseSum``'s ``parts[].source``) are folded in,
+    each name mapped to its folder by ``resolve`` (the model registry's ``resolve_model``; this module
+    stays below the model code)."""
     folder = Path(name_or_path)
     if not folder.exists():
         return f"hub:{name_or_path}"
@@ -66,7 +71,8 @@ def model_fingerprint(name_or_path: str) -> str:
         digest.update(f"{relative.as_posix()}\0{file_sha256(file)}\n".encode())
         if file.name == "config.json":
             for source in _composite_sources(file):  # a composite reads its parts from other folders
-                digest.update(f"part\0{source}\0{model_fingerprint(source)}\n".encode())
+                folder_ = resolve(source) if resolve is not None else source
+                digest.update(f"part\0{source}\0{model_fingerprint(folder_, resolve)}\n".encode())
     return digest.hexdigest()
 
 
@@ -78,13 +84,11 @@ def _composite_sources(config: Path) -> list[str]:
         return []
     if not isinstance(parts, list):
         return []
-    from idfsplade.model.registry import resolve_model
-
     sources = []
     for part in parts:
         source = part.get("source") if isinstance(part, dict) else None
         if isinstance(source, str) and (Path(source).is_absolute() or not (config.parent / source).is_dir()):
-            sources.append(resolve_model(source))
+            sources.append(source)
     return sources
 
 

@@ -68,7 +68,7 @@ def load_model(spec: SparseModelSpec, dataset: BeirDataset, work: Path,
 
 def vectors_key(spec: SparseModelSpec, dataset: BeirDataset) -> dict:
     """Everything document vectors depend on: model bytes, corpus bytes, truncation, pruning (not the IDF)."""
-    return {"model": model_fingerprint(resolve_model(spec.model)),
+    return {"model": model_fingerprint(resolve_model(spec.model), resolve_model),
             "corpus": file_fingerprint(dataset.corpus_path)["sha256"],
             "max_length": spec.max_length, "prune": vars(spec.prune)}
 

@@ -11,7 +11,7 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 from idfsplade.errors import InputError
 from idfsplade.idf import IdfTable
-from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder, resolve_model
+from idfsplade.model import DocumentEncoder, load_sparse_encoder, model_query_encoder, resolve_model
 from idfsplade.model import composite
 from idfsplade.model.composite import SparseSum, build_composite_encoder, composite_of
 
@@ -92,7 +92,7 @@ def test_save_and_load_round_trip(model, reference, tmp_path, adi_idf):
     assert isinstance(composite_of(loaded), SparseSum)
     np.testing.assert_allclose(DocumentEncoder(loaded, precision="fp32").encode(DOCS).toarray(), reference, atol=2e-4)
     # the query side is unchanged: unique tokens weighted by idf, no model
-    query = QueryEncoder.from_model(loaded).encode("new york weather")
+    query = model_query_encoder(loaded).encode("new york weather")
     ids = adi_idf.tokenizer("new york weather", add_special_tokens=False)["input_ids"]
     assert sorted(query.ids.tolist()) == sorted(set(ids))
     np.testing.assert_allclose(query.weights, adi_idf.weights[np.sort(np.unique(ids))], rtol=1e-6)
