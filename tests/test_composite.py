@@ -141,3 +141,62 @@ def test_fingerprint_follows_the_parts_read_from_other_folders(tmp_path):
     assert model_fingerprint(str(tmp_path / "model")) == before
     (part / "config.json").write_text('{"hidden_size": 256}')
     assert model_fingerprint(str(tmp_path / "model")) != before
+
+
+def test_single_encoder_commands_refuse_a_composite_in_one_line(model):
+    """train/adapt/export need a single masked LM: a composite gets a one-line InputError, not an IndexError."""
+    from idfsplade.model.inference_free import document_modules
+
+    with pytest.raises(InputError, match="composite model"):
+        document_modules(model)
+
+
+def test_packaged_mini_through_encode_index_search(adi_path, tmp_path, monkeypatch, capsys):
+    """The shipped idfsplade-mini through the commands: encode (ADI, 82 documents), index, then search with no
+    model; the scores search prints are the index's dot products of the encoded vectors and the idf query."""
+    from cli_helpers import run_cli
+
+    from idfsplade.vectors import load_csr
+
+    code, _, err = run_cli(monkeypatch, capsys, "encode", str(adi_path), "-m", "idfsplade-mini",
+                           "--out", str(tmp_path / "docs"))
+    assert code == 0, err
+    docs, ids, _ = load_csr(tmp_path / "docs")
+    assert docs.shape == (82, 30522)
+    code, _, err = run_cli(monkeypatch, capsys, "index", str(tmp_path / "docs"), "--out", str(tmp_path / "index"))
+    assert code == 0, err
+    query = "information retrieval systems"
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(tmp_path / "index"), "-q", query, "--k", "3")
+    assert code == 0, err
+    ranked = [line.split("\t") for line in out.strip().splitlines()]
+    from idfsplade.search.index_folder import open_index_retriever
+
+    encoder = open_index_retriever(tmp_path / "index")[0].query_encoder
+    q = encoder.to_csr([encoder.encode(query)])
+    scores = (q @ docs.T).toarray()[0]
+    best = np.argsort(-scores, kind="stable")[:3]
+    assert [r[1] for r in ranked] == [ids[i] for i in best]
+    np.testing.assert_allclose([float(r[2]) for r in ranked], scores[best], atol=1e-3)
+
+
+def test_export_traces_the_composite_as_one_model(model, tmp_path):
+    """export opensearch: one TorchScript module computing the whole sum from ML-Commons' single tokenization
+    (512 tokens; the tied part's first 256 with [SEP] last where the text is longer), equal to the encoder."""
+    import zipfile
+
+    from tokenizers import Tokenizer
+
+    from idfsplade.export.opensearch import export_sparse_encoding
+
+    export_sparse_encoding(model, tmp_path / "export", "mini-test")
+    with zipfile.ZipFile(tmp_path / "export" / "sparse_encoding.zip") as z:
+        z.extractall(tmp_path / "unzipped")
+    traced = torch.jit.load(str(tmp_path / "unzipped" / "model.pt"))
+    tokenizer = Tokenizer.from_file(str(tmp_path / "unzipped" / "tokenizer.json"))
+    texts = DOCS + [" ".join(["retrieval of scientific information from large collections"] * 40)]
+    assert 256 < len(tokenizer.encode(texts[-1]).ids) <= 512
+    expected = DocumentEncoder(model, precision="fp32").encode(texts).toarray()
+    with torch.no_grad():
+        got = np.stack([traced({"input_ids": torch.tensor([e.ids]), "attention_mask": torch.tensor([e.attention_mask])}
+                               )["output"][0].numpy() for e in map(tokenizer.encode, texts)])
+    np.testing.assert_allclose(got, expected, atol=2e-4)

@@ -39,6 +39,7 @@ from tokenizers import Tokenizer
 from idfsplade.atomic import atomic_open, atomic_write_json
 from idfsplade.errors import InputError
 from idfsplade.idf import IdfTable
+from idfsplade.model.composite import SparseSum, TiedSpladePart, composite_of, keep_top_k
 from idfsplade.model.inference_free import document_modules, query_weights
 from idfsplade.model.pooling import splade_max_pool
 
@@ -69,6 +70,58 @@ class SparseEncodingModule(torch.nn.Module):
         return {"output": splade_max_pool(logits, mask, self.special_ids)}
 
 
+class CompositeEncodingModule(torch.nn.Module):
+    """A composite model (:class:`~idfsplade.model.composite.SparseSum`) as one traced module: ``Σ_p α_p · w_p``.
+
+    ML-Commons tokenizes once, with the longest part's truncation; a part with a shorter limit reads the first
+    ``max_seq_length`` positions, the last of them set to ``[SEP]`` where the text ran past it, which is what
+    its own tokenizer gives (so the trace equals :class:`DocumentEncoder`'s fp32 vectors).
+    """
+
+    def __init__(self, composite: SparseSum, special_ids: list[int], sep_id: int) -> None:
+        super().__init__()
+        self.parts = torch.nn.ModuleList(composite.part_modules)
+        self.limits = [int(spec.get("max_seq_length", 512)) for spec in composite.parts]
+        self.weights = composite.weights
+        self.register_buffer("special_ids", torch.tensor(special_ids, dtype=torch.long))
+        self.sep_id = sep_id
+
+    def forward(self, input: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # noqa: A002 - DJL's name
+        ids, mask = input["input_ids"], input["attention_mask"]
+        lengths = mask.sum(dim=1, keepdim=True)
+        total = None
+        for part, limit, weight in zip(self.parts, self.limits, self.weights):
+            part_ids, part_mask = ids[:, :limit], mask[:, :limit]
+            cut = lengths > limit
+            part_ids = torch.cat([part_ids[:, :-1], torch.where(cut, torch.full_like(part_ids[:, -1:], self.sep_id),
+                                                                part_ids[:, -1:])], dim=1)
+            if isinstance(part, TiedSpladePart):
+                states = part.transformer.auto_model(input_ids=part_ids, attention_mask=part_mask).last_hidden_state
+                logits = states @ part.embeddings.t() + part.bias
+                vector = keep_top_k(splade_max_pool(logits, part_mask, self.special_ids), part.top_k)
+            else:
+                logits = part.transformer.auto_model(input_ids=part_ids, attention_mask=part_mask).logits.float()
+                vector = splade_max_pool(logits, part_mask, self.special_ids)
+            total = weight * vector if total is None else total + weight * vector
+        return {"output": total}
+
+
+def _document_side(model: SparseEncoder):
+    """``(traceable module, tokenizer, max_length, transformers config)`` of the document route."""
+    composite = composite_of(model)
+    if composite is not None:
+        tokenizer = composite.tokenizer
+        module = CompositeEncodingModule(composite, sorted(set(tokenizer.all_special_ids)), tokenizer.sep_token_id)
+        first = composite.part_modules[0].transformer
+        return module, tokenizer, composite.max_seq_length, first.auto_model.config, first.auto_model
+    mlm, pooling = document_modules(model)
+    if pooling.pooling_strategy != "max" or pooling.activation_function != "relu":
+        raise InputError(f"export supports SPLADE max pooling with relu (got {pooling.pooling_strategy} "
+                         f"pooling, {pooling.activation_function} activation)")
+    module = SparseEncodingModule(mlm.auto_model, sorted(set(mlm.tokenizer.all_special_ids)))
+    return module, mlm.tokenizer, mlm.max_seq_length or 512, mlm.auto_model.config, mlm.auto_model
+
+
 @dataclass(frozen=True)
 class ExportedModel:
     """One ML-Commons model: its zip and the registration body (also written as JSON beside the zip)."""
@@ -79,15 +132,11 @@ class ExportedModel:
 
 
 def trace_document_model(model: SparseEncoder) -> torch.jit.ScriptModule:
-    """Trace the document route into TorchScript (CPU, eval mode)."""
-    mlm, pooling = document_modules(model)
-    if pooling.pooling_strategy != "max" or pooling.activation_function != "relu":
-        raise InputError(f"export supports SPLADE max pooling with relu (got {pooling.pooling_strategy} "
-                         f"pooling, {pooling.activation_function} activation)")
-    if next(mlm.auto_model.parameters()).device.type != "cpu":
+    """Trace the document route into TorchScript (CPU, eval mode); a composite model traces as one module."""
+    module, tokenizer, _, _, auto_model = _document_side(model)
+    if next(auto_model.parameters()).device.type != "cpu":
         raise InputError("export a model loaded on the CPU (device='cpu'): a trace records device constants")
-    tokenizer = mlm.tokenizer
-    module = SparseEncodingModule(mlm.auto_model, sorted(set(tokenizer.all_special_ids))).eval()
+    module = module.eval()
     batch = tokenizer(_TRACE_TEXTS, padding=True, return_tensors="pt", return_token_type_ids=False)
     example = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     # transformers warns that two Python booleans become constants; both are constant for BERT
@@ -100,8 +149,8 @@ def trace_document_model(model: SparseEncoder) -> torch.jit.ScriptModule:
 def export_sparse_encoding(model: SparseEncoder, out_dir: str | Path, name: str, version: str = "1.0.0",
                            max_length: int | None = None) -> ExportedModel:
     """Write ``sparse_encoding.zip`` (``model.pt`` + ``tokenizer.json``) and its registration JSON."""
-    mlm, _ = document_modules(model)
-    max_length = max_length or mlm.max_seq_length or 512
+    _, tokenizer, own_max_length, config, _ = _document_side(model)
+    max_length = max_length or own_max_length
     traced = trace_document_model(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,9 +160,8 @@ def export_sparse_encoding(model: SparseEncoder, out_dir: str | Path, name: str,
         torch.jit.save(traced, str(pt_path))
         with pt_path.open("rb") as src, archive.open(_entry(TORCHSCRIPT_NAME, zipfile.ZIP_STORED), "w") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        archive.writestr(_entry("tokenizer.json"), _tokenizer_json(mlm.tokenizer, max_length))
-    config = mlm.auto_model.config
-    model_config = {"model_type": config.model_type, "embedding_dimension": len(mlm.tokenizer),
+        archive.writestr(_entry("tokenizer.json"), _tokenizer_json(tokenizer, max_length))
+    model_config = {"model_type": config.model_type, "embedding_dimension": len(tokenizer),
                     "framework_type": "huggingface_transformers", "all_config": config.to_json_string()}
     description = (f"{name}: inference-free sparse document encoder (SPLADE max pooling, special tokens "
                    f"zeroed); use with its SPARSE_TOKENIZE model at query time.")

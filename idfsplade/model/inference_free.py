@@ -187,6 +187,12 @@ def model_query_encoder(model: SparseEncoder, prune_ratio: float | None = None) 
 def document_modules(model: SparseEncoder) -> tuple[Transformer, SpladePooling]:
     """The document route's masked LM and pooling."""
     route = model[0].sub_modules["document"] if isinstance(model[0], Router) else list(model)
+    if len(route) == 1 and type(route[0]).__name__ == "SparseSum":
+        raise InputError("this is a composite model (a masked LM plus a tied-head encoder, e.g. idfsplade-mini): "
+                         "it encodes, indexes, searches and exports like any model, but train and adapt take a "
+                         "single masked LM (train the composite's parts with configs/idfsplade-mini/build.py)")
+    if len(route) < 2:
+        raise InputError(f"document route has {len(route)} module(s), expected a masked LM and SpladePooling")
     mlm, pooling = route[0], route[1]
     if not isinstance(pooling, SpladePooling):
         raise InputError(f"document route ends in {type(pooling).__name__}, expected SpladePooling")
