@@ -22,6 +22,7 @@ from idfsplade.errors import InputError
 from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
 from idfsplade.evaluate.metrics import check_depth
 from idfsplade.fingerprint import file_fingerprint, model_fingerprint, read_key, stale_notice
+from idfsplade.integrity import portable_path
 from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
 from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder, resolve_model
@@ -123,9 +124,10 @@ def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: S
     query encoder without being told again.
     """
     key = vectors_key(spec, dataset)
-    provenance = {"model": spec.model, "max_length": spec.max_length, "prune": vars(spec.prune),
-                  "corpus": str(dataset.corpus_path)}
-    idf_str = str(idf_file.resolve()) if idf_file else None
+    # paths relative to the vectors folder: no machine path is written (idfsplade.integrity.portable_path)
+    provenance = {"model": portable_path(spec.model, out), "max_length": spec.max_length,
+                  "prune": vars(spec.prune), "corpus": portable_path(dataset.corpus_path, out)}
+    idf_str = portable_path(idf_file, out) if idf_file else None
     meta_path = out / "meta.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -158,7 +160,7 @@ def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Pa
     docs_dir = docs_dir or work / "docs"
     docs, doc_ids = encode_corpus(model, dataset, docs_dir, spec, idf_file, progress)
     _, _, meta = load_csr(docs_dir)
-    index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta))
+    index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta, docs_dir))
     query_encoder = QueryEncoder.from_model(model)
     # With a copy of the query side and the documents, so search and serve need neither the model nor torch.
     index_folder.write_index(index, work / "index", query=query_encoder, corpus=dataset.corpus_path)
