@@ -11,6 +11,7 @@ folder shared by all experiments on the dataset (``runs/cache/eval/<dataset>``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def evaluate_teachers(config: RunConfig, dataset: BeirDataset, split: str, work:
     for (teacher, _), member in zip(teachers, scorer.members):
         scores = dot_scores(teacher.encode_queries([queries[q] for q in qids]), member.passages.get(doc_ids))
         per_teacher.append(scores)
-        rows.append(_score_run(dataset, f"teacher {teacher.name}", top_k_run(scores, qids, doc_ids), qrels, work))
+        label = getattr(teacher, "label", teacher.name)  # a human label where the cache key is not one
+        rows.append(_score_run(dataset, f"teacher {label}", top_k_run(scores, qids, doc_ids), qrels, work))
     if len(per_teacher) > 1:
         mixed = ensemble_targets(per_teacher, [m.weight for m in scorer.members], 1.0)
         rows.append(_score_run(dataset, "teacher ensemble (min-max mean)", top_k_run(mixed, qids, doc_ids),
@@ -58,7 +60,8 @@ def evaluate_teachers(config: RunConfig, dataset: BeirDataset, split: str, work:
 
 
 def _score_run(dataset: BeirDataset, name: str, run: Run, qrels: dict, work: Path) -> ResultRow:
-    write_trec_run(work / "runs" / f"{name.replace(' ', '_').replace(':', '-')}.trec", run, tag=name)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")  # a file name, and a TREC tag (no spaces)
+    write_trec_run(work / "runs" / f"{stem}.trec", run, tag=stem)
     return ResultRow(dataset.name, name, evaluate_run(qrels, run))
 
 
