@@ -325,3 +325,67 @@ def test_packaged_model_verifies_against_its_sha256sums(capsys, monkeypatch):
     folder = resolve_model("idfsplade-tiny")
     code, out, err = run_cli(monkeypatch, capsys, "check", folder)
     assert code == 0 and "ok (model; 18 files" in out, err
+
+
+# --- any file, any of the three kinds of damage ----------------------------------------------------------
+
+_FILES = ["term_ptr.npy", "postings_docs.npy", "postings_weights.npy", "tokenizer.json", "idf.json",
+          "idf.weights.npy", "idf.weights.json", "documents.jsonl", "documents.offsets.npy", "bm25/meta.json",
+          "bm25/doc_ids.json", "bm25/bm25s/data.csc.index.npy", "bm25/bm25s/indices.csc.index.npy",
+          "bm25/bm25s/indptr.csc.index.npy", "bm25/bm25s/vocab.index.json", "bm25/bm25s/params.index.json",
+          "meta.json"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "flip"])
+@pytest.mark.parametrize("name", _FILES)
+def test_any_damage_to_any_file_is_one_line_or_harmless(index, name, damage, capsys, monkeypatch):
+    """Every file of the folder, cut in half, deleted, or with one byte flipped in its middle: search
+    (plain and hybrid) either answers exactly as the intact folder did or fails with one line; never
+    a traceback. `check` reports every one of them, except a flip in meta.json that leaves it valid
+    JSON with the same content (it holds the manifest, so no checksum covers it)."""
+    code, intact, _ = _search(capsys, index, "--hybrid")
+    assert code == 0
+    code, intact_plain, _ = _search(capsys, index)
+    path = index / name
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "delete":
+        path.unlink()
+    else:
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1:])
+    for extra, before in ((("--hybrid",), intact), ((), intact_plain)):
+        code, out, err = _search(capsys, index, *extra)
+        assert "Traceback" not in err
+        if code == 0:
+            assert out == before, (name, damage, extra)
+        else:
+            assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: "), err
+    code, out, err = run_cli(monkeypatch, capsys, "check", str(index))
+    if name == "meta.json" and code == 0:
+        assert damage == "flip"
+        return
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, damage, out, err)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "flip"])
+@pytest.mark.parametrize("name", ["data.npy", "indices.npy", "indptr.npy", "meta.json"])
+def test_any_damage_to_encoded_vectors_is_one_line(vectors, tmp_path, name, damage, capsys, monkeypatch):
+    """`index` reads the vectors whole: any damage is one line (or, for a flip that leaves meta.json
+    the same JSON, harmless), and `check` reports every damage to an array file."""
+    path = vectors / name
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "delete":
+        path.unlink()
+    else:
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1:])
+    code, out, err = run_cli(monkeypatch, capsys, "index", str(vectors), "--out", str(tmp_path / "ix"), "--no-documents")
+    assert "Traceback" not in err
+    assert code == 2 and err.count("\n") == 1 or (code == 0 and damage == "flip"), (code, err)
+    code, _, err = run_cli(monkeypatch, capsys, "check", str(vectors))
+    if name != "meta.json":
+        assert code == 2 and err.count("\n") == 1, err

@@ -94,7 +94,8 @@ class BM25Retriever:
             check_finite(arrays["data"], store / "data.csc.index.npy", rebuild)
         try:
             retriever.model = bm25s.BM25.load(str(store), mmap=mmap, show_progress=False)
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - bm25s reads its files without checks: a damaged one
+            # raises whatever its parser meets (JSONDecodeError, KeyError, TypeError on a garbled key, ...)
             raise damaged(store, f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})",
                           rebuild) from None
         return retriever
