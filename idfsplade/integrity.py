@@ -20,6 +20,7 @@ length; no library provides a folder manifest, so this one is written here (hash
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -161,8 +162,6 @@ def write_manifest_file(folder: str | Path) -> dict:
 
 def read_manifest_file(folder: str | Path) -> dict | None:
     """The manifest :func:`write_manifest_file` wrote into ``folder``, or None when there is none."""
-    import json
-
     path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
         return None
@@ -191,3 +190,24 @@ def resolve_recorded(value: str | None, folder: str | Path) -> str | None:
         return value
     candidate = Path(os.path.normpath(Path(folder) / value))
     return str(candidate) if candidate.exists() else value
+
+
+SEAL_KEY = "meta_sha256"  # the metadata's own checksum: meta.json holds the manifest, so none covers it
+
+
+def _canonical(meta: dict) -> bytes:
+    body = {key: value for key, value in meta.items() if key != SEAL_KEY}
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def seal(meta: dict) -> dict:
+    """``meta`` with the sha256 of its own content (canonical JSON, the seal itself left out)."""
+    return {**{k: v for k, v in meta.items() if k != SEAL_KEY}, SEAL_KEY: hashlib.sha256(_canonical(meta)).hexdigest()}
+
+
+def verify_seal(meta: dict, path: Path, rebuild: str) -> None:
+    """For full checks: a sealed ``meta.json`` whose content changed (a flipped id, count or checksum
+    that still parses) is damage. Unsealed metadata (older writers) passes."""
+    expected = meta.get(SEAL_KEY)
+    if expected is not None and hashlib.sha256(_canonical(meta)).hexdigest() != expected:
+        raise damaged(path, "content changed since it was written (its own checksum does not match)", rebuild)

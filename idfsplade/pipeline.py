@@ -22,7 +22,7 @@ from idfsplade.errors import InputError
 from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
 from idfsplade.evaluate.metrics import check_depth
 from idfsplade.fingerprint import file_fingerprint, model_fingerprint, read_key, stale_notice
-from idfsplade.integrity import portable_path
+from idfsplade.integrity import portable_path, seal
 from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
 from idfsplade.model import DocumentEncoder, QueryEncoder, load_sparse_encoder, resolve_model
@@ -133,7 +133,7 @@ def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: S
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("key") == key:
             if meta.get("idf_file") != idf_str or meta.get("provenance") != provenance:
-                atomic_write_json(meta_path, {**meta, "idf_file": idf_str, "provenance": provenance}, indent=None)
+                atomic_write_json(meta_path, seal({**meta, "idf_file": idf_str, "provenance": provenance}), indent=None)
             matrix, ids, _ = load_csr(out)
             return matrix, ids
         stale_notice("document vectors", out, meta.get("key", {}), key)

@@ -61,6 +61,13 @@ def _truncate(path, keep: int = 100) -> None:
     path.write_bytes(data[:keep])
 
 
+def _as_older_writer(meta_path) -> None:
+    """Drop the manifest and the seal, as an index written before them: the structural checks alone."""
+    meta = json.loads(meta_path.read_text())
+    del meta["files"], meta["meta_sha256"]
+    meta_path.write_text(json.dumps(meta))
+
+
 def _set_value(path, position: int, value) -> None:
     """Overwrite one element of an ``.npy`` file in place (the file keeps its size)."""
     array = np.load(path, mmap_mode="r+")
@@ -70,6 +77,16 @@ def _set_value(path, position: int, value) -> None:
 
 
 # --- what is recorded ------------------------------------------------------------------------------
+
+
+def test_meta_json_is_sealed(index, capsys, monkeypatch):
+    """meta.json holds the manifest, so it carries its own checksum: a changed document id that still
+    parses is reported by `check`."""
+    text = (index / "meta.json").read_text()
+    (index / "meta.json").write_text(text.replace('"doc_ids": ["1"', '"doc_ids": ["7"', 1))
+    assert text != (index / "meta.json").read_text()
+    err = _one_line_error(*run_cli(monkeypatch, capsys, "check", str(index)), index / "meta.json", "idfsplade index")
+    assert "its own checksum does not match" in err
 
 
 def test_every_file_is_recorded_with_size_and_checksum(work):
@@ -135,9 +152,7 @@ def test_missing_index_file_is_one_line(index, name, capsys, monkeypatch):
 def test_missing_query_side_never_falls_back_outside_the_folder(index, capsys):
     """Even with its manifest gone too (an older writer), a folder that recorded its own idf.json
     names the missing file instead of loading the model or the idf file it was encoded with."""
-    meta = json.loads((index / "meta.json").read_text())
-    del meta["files"]
-    (index / "meta.json").write_text(json.dumps(meta))
+    _as_older_writer(index / "meta.json")
     (index / "idf.json").unlink()
     err = _one_line_error(*_search(capsys, index), index / "idf.json", "idfsplade index")
     assert "missing" in err
@@ -148,9 +163,7 @@ def test_out_of_range_posting_is_refused_at_search(index, value, capsys, monkeyp
     """A postings array with one value out of range: no result, one line; the cheap check runs
     without the manifest (an older folder) too."""
     _set_value(index / "postings_docs.npy", 7, value)
-    meta = json.loads((index / "meta.json").read_text())
-    del meta["files"]
-    (index / "meta.json").write_text(json.dumps(meta))
+    _as_older_writer(index / "meta.json")
     err = _one_line_error(*_search(capsys, index), index / "postings_docs.npy", "idfsplade index")
     assert f"document row {value} at position 7 is out of range [0, 82)" in err
     _one_line_error(*run_cli(monkeypatch, capsys, "check", str(index)), index / "postings_docs.npy", "idfsplade index")
@@ -167,18 +180,14 @@ def test_in_range_flipped_value_is_caught_by_check(index, capsys, monkeypatch):
 
 
 def test_non_finite_weight_is_refused_at_search(index, capsys):
-    meta = json.loads((index / "meta.json").read_text())
-    del meta["files"]
-    (index / "meta.json").write_text(json.dumps(meta))
+    _as_older_writer(index / "meta.json")
     _set_value(index / "postings_weights.npy", 3, np.nan)
     err = _one_line_error(*_search(capsys, index), index / "postings_weights.npy", "idfsplade index")
     assert "non-finite" in err
 
 
 def test_falling_term_offsets_are_refused(index, capsys):
-    meta = json.loads((index / "meta.json").read_text())
-    del meta["files"]
-    (index / "meta.json").write_text(json.dumps(meta))
+    _as_older_writer(index / "meta.json")
     _set_value(index / "term_ptr.npy", 2000, 10**6)
     err = _one_line_error(*_search(capsys, index), index / "term_ptr.npy", "idfsplade index")
     assert "offsets fall" in err
@@ -236,9 +245,7 @@ def test_damaged_vectors_are_one_line(vectors, tmp_path, damage, capsys, monkeyp
     else:
         _set_value(vectors / name, 3, 10**7)
     if damage in ("out_of_range", "falling"):  # also without the manifest's size check
-        meta = json.loads((vectors / "meta.json").read_text())
-        del meta["files"]
-        (vectors / "meta.json").write_text(json.dumps(meta))
+        _as_older_writer(vectors / "meta.json")
     out = tmp_path / "index-from-damaged"
     _one_line_error(*run_cli(monkeypatch, capsys, "index", str(vectors), "--out", str(out), "--no-documents"),
                     vectors / name, f"idfsplade encode DATASET --out {vectors}")
@@ -276,9 +283,7 @@ def test_damaged_bm25_side_index(index, damage, capsys, monkeypatch):
         _set_value(bm25 / name, 4, data[4] + 0.5)
     if damage == "out_of_range":  # the side-index's own bounds check, without the manifests
         for meta_path in (index / "meta.json", bm25 / "meta.json"):
-            meta = json.loads(meta_path.read_text())
-            del meta["files"]
-            meta_path.write_text(json.dumps(meta))
+            _as_older_writer(meta_path)
     if damage == "flip":  # in range: only the checksum sees it
         code, out, err = _search(capsys, index, "--hybrid")
         assert code == 0, err
@@ -341,8 +346,8 @@ _FILES = ["term_ptr.npy", "postings_docs.npy", "postings_weights.npy", "tokenize
 def test_any_damage_to_any_file_is_one_line_or_harmless(index, name, damage, capsys, monkeypatch):
     """Every file of the folder, cut in half, deleted, or with one byte flipped in its middle: search
     (plain and hybrid) either answers exactly as the intact folder did or fails with one line; never
-    a traceback. `check` reports every one of them, except a flip in meta.json that leaves it valid
-    JSON with the same content (it holds the manifest, so no checksum covers it)."""
+    a traceback. `check` reports every one of them (meta.json, which holds the manifest, by its own
+    checksum)."""
     code, intact, _ = _search(capsys, index, "--hybrid")
     assert code == 0
     code, intact_plain, _ = _search(capsys, index)
@@ -363,17 +368,14 @@ def test_any_damage_to_any_file_is_one_line_or_harmless(index, name, damage, cap
         else:
             assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: "), err
     code, out, err = run_cli(monkeypatch, capsys, "check", str(index))
-    if name == "meta.json" and code == 0:
-        assert damage == "flip"
-        return
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, damage, out, err)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete", "flip"])
 @pytest.mark.parametrize("name", ["data.npy", "indices.npy", "indptr.npy", "meta.json"])
 def test_any_damage_to_encoded_vectors_is_one_line(vectors, tmp_path, name, damage, capsys, monkeypatch):
-    """`index` reads the vectors whole: any damage is one line (or, for a flip that leaves meta.json
-    the same JSON, harmless), and `check` reports every damage to an array file."""
+    """`index` reads the vectors whole: any damage is one line (or, for a flip, possibly a changed
+    value it cannot see), and `check` reports every one."""
     path = vectors / name
     data = path.read_bytes()
     if damage == "truncate":
@@ -387,5 +389,4 @@ def test_any_damage_to_encoded_vectors_is_one_line(vectors, tmp_path, name, dama
     assert "Traceback" not in err
     assert code == 2 and err.count("\n") == 1 or (code == 0 and damage == "flip"), (code, err)
     code, _, err = run_cli(monkeypatch, capsys, "check", str(vectors))
-    if name != "meta.json":
-        assert code == 2 and err.count("\n") == 1, err
+    assert code == 2 and err.count("\n") == 1, err

@@ -34,7 +34,7 @@ import numpy as np
 from idfsplade.atomic import atomic_dir, atomic_save_npy, atomic_write_json
 from idfsplade.index.base import SearchHits, read_index_meta
 from idfsplade.integrity import (FILES_KEY, check_finite, check_offsets, check_range, damaged, load_npy, manifest,
-                                 verify_full, verify_quick)
+                                 seal, verify_full, verify_quick, verify_seal)
 
 if TYPE_CHECKING:  # scipy is imported where a matrix is built: loading and searching an index never need it
     import scipy.sparse as sp
@@ -149,9 +149,9 @@ class InvertedIndex:
             if attach is not None:
                 self.info = {**self.info, **(attach(tmp) or {})}
             # every file of the folder (attached ones included), by name, size and sha256 (idfsplade.integrity)
-            atomic_write_json(tmp / "meta.json", {"format": FORMAT, "n_docs": len(self), "nnz": self.nnz,
-                                                  "vocab_size": self.vocab_size, "info": self.info,
-                                                  FILES_KEY: manifest(tmp), "doc_ids": self.doc_ids},
+            atomic_write_json(tmp / "meta.json", seal({"format": FORMAT, "n_docs": len(self), "nnz": self.nnz,
+                                                       "vocab_size": self.vocab_size, "info": self.info,
+                                                       FILES_KEY: manifest(tmp), "doc_ids": self.doc_ids}),
                               indent=None)
 
     @classmethod
@@ -166,6 +166,8 @@ class InvertedIndex:
         files = meta.get(FILES_KEY)
         if isinstance(files, dict):
             (verify_full if full_check else verify_quick)(path, files, rebuild)
+        if full_check:
+            verify_seal(meta, path / "meta.json", rebuild)
         arrays = {name: load_npy(path / f"{name}.npy", rebuild, mmap) for name in _ARRAYS}
         doc_ids = meta.get("doc_ids")
         if not isinstance(doc_ids, list) or len(doc_ids) != meta.get("n_docs", len(doc_ids)):

@@ -14,7 +14,7 @@ from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.errors import InputError
 from idfsplade.index.base import SearchHits, read_index_meta
 from idfsplade.integrity import FILES_KEY, check_finite, check_offsets, check_range, damaged, load_npy, manifest, \
-    verify_full, verify_quick
+    seal, verify_full, verify_quick, verify_seal
 from idfsplade.search.retriever import Run
 
 # bm25s sets its own logger to DEBUG at import; once anything configures the root logger (a library's
@@ -53,9 +53,9 @@ class BM25Retriever:
         with atomic_dir(folder) as tmp:
             self.model.save(str(tmp / "bm25s"), show_progress=False)
             atomic_write_json(tmp / "doc_ids.json", self.doc_ids.tolist(), indent=None)
-            atomic_write_json(tmp / "meta.json", {"format": self.FORMAT, "stemmer": self.stemmer_name,
-                                                  "k1": self.k1, "b": self.b, "n_docs": len(self.doc_ids),
-                                                  FILES_KEY: manifest(tmp)})
+            atomic_write_json(tmp / "meta.json", seal({"format": self.FORMAT, "stemmer": self.stemmer_name,
+                                                       "k1": self.k1, "b": self.b, "n_docs": len(self.doc_ids),
+                                                       FILES_KEY: manifest(tmp)}))
         return folder
 
     @staticmethod
@@ -76,6 +76,8 @@ class BM25Retriever:
         files = meta.get(FILES_KEY)
         if isinstance(files, dict):
             (verify_full if full_check else verify_quick)(folder, files, rebuild)
+        if full_check:
+            verify_seal(meta, folder / "meta.json", rebuild)
         try:
             doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
         except FileNotFoundError:

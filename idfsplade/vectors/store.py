@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from idfsplade.errors import InputError, WriteError, disk_cause
 from idfsplade.atomic import atomic_dir, atomic_save_npy, atomic_write_json
 from idfsplade.integrity import (FILES_KEY, check_finite, check_offsets, check_range, damaged, load_npy, manifest,
-                                 verify_full, verify_quick)
+                                 seal, verify_full, verify_quick, verify_seal)
 
 _ARRAYS = ("data", "indices", "indptr")
 
@@ -42,7 +42,7 @@ def save_csr(path: str | Path, matrix: sp.csr_matrix, row_ids: list[str], extra:
         meta = {"format": "csr", "shape": list(matrix.shape), "nnz": int(matrix.nnz), "row_ids": list(row_ids)}
         meta.update(extra or {})
         meta[FILES_KEY] = manifest(folder)  # names, sizes, sha256 (idfsplade.integrity)
-        atomic_write_json(folder / "meta.json", meta, indent=None)
+        atomic_write_json(folder / "meta.json", seal(meta), indent=None)
 
     if atomic:
         with atomic_dir(path) as tmp:
@@ -80,6 +80,8 @@ def load_csr(path: str | Path, mmap: bool = True, full_check: bool = False
     files = meta.get(FILES_KEY)
     if isinstance(files, dict):
         (verify_full if full_check else verify_quick)(path, files, rebuild)
+    if full_check:
+        verify_seal(meta, meta_path, rebuild)
     arrays = {name: load_npy(path / f"{name}.npy", rebuild, mmap) for name in _ARRAYS}
     if len(shape) != 2 or len(row_ids) != shape[0] or len(arrays["indptr"]) != shape[0] + 1:
         raise damaged(path / "indptr.npy", f"{len(arrays['indptr'])} offsets for {len(row_ids)} row ids and shape "
