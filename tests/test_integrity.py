@@ -390,3 +390,14 @@ def test_any_damage_to_encoded_vectors_is_one_line(vectors, tmp_path, name, dama
     assert code == 2 and err.count("\n") == 1 or (code == 0 and damage == "flip"), (code, err)
     code, _, err = run_cli(monkeypatch, capsys, "check", str(vectors))
     assert code == 2 and err.count("\n") == 1, err
+
+
+def test_service_refuses_an_out_of_range_posting_before_listening(index):
+    """Without --check too: the service computes the term bounds at load, and with them checks every
+    posting's row, so a damaged index fails before the first request."""
+    from idfsplade.serve import ServeConfig, load_app
+
+    _as_older_writer(index / "meta.json")
+    _set_value(index / "postings_docs.npy", 11, 999)
+    with pytest.raises(InputError, match="postings_docs.npy: document row 999 at position 11 is out of range"):
+        load_app(ServeConfig(index))

@@ -183,6 +183,11 @@ class InvertedIndex:
             index.validate_postings(full=True)
         return index
 
+    def warm(self) -> None:
+        """Compute the per-term bounds now, and with them bounds-check the postings, rather than at
+        the first search: the service does it before it listens, so a damaged index never serves."""
+        self._term_max  # noqa: B018 - a cached property, computed here
+
     def validate_postings(self, full: bool = False) -> None:
         """Every posting's document row in range (O(postings), vectorised); ``full``: every weight
         finite and rows strictly ascending within each term too (binary search needs it)."""

@@ -53,6 +53,7 @@ def load_app(config: ServeConfig) -> FastAPI:
 
     check_hybrid_options(config.hybrid, config.hybrid_weight, config.hybrid_method)
     retriever, source = open_index_retriever(Path(config.index_dir), config.model, config.idf)
+    getattr(retriever.index, "warm", lambda: None)()  # a damaged postings array fails here, not in a request
     hybrid = (open_hybrid(config.index_dir, retriever, config.hybrid_weight, config.hybrid_method)
               if config.hybrid else None)
     return create_app(retriever, source, limits=config.limits, documents=open_documents(config.index_dir),
