@@ -18,6 +18,9 @@ from pathlib import Path
 
 
 def main() -> None:
+    from idfsplade.quiet import quiet_libraries  # an older index's model fall-back loads transformers
+
+    quiet_libraries()
     code = quick_search(sys.argv[1:])
     if code is None:
         from idfsplade.cli import main as full_main

@@ -27,7 +27,8 @@ _memo: dict[tuple[str, int, int], str] = {}
 # Files of a model folder that do not change its outputs: training leftovers, docs and provenance
 # (a model card, checksums, the configs that trained it). Neither transformers nor sentence-transformers
 # reads them, and editing a card must not re-encode every corpus.
-_IGNORED_MODEL_PARTS = {"checkpoints", ".gitattributes", "SHA256SUMS", "training_data.json", "training.json"}
+_IGNORED_MODEL_PARTS = {"checkpoints", ".gitattributes", "SHA256SUMS", "checksums.json", "training_data.json",
+                        "training.json"}
 _IGNORED_MODEL_SUFFIXES = {".md", ".yaml", ".yml"}  # README.md, MODEL_CARD.md, training configs
 
 

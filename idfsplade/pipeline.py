@@ -16,11 +16,11 @@ from sentence_transformers import SparseEncoder
 
 from idfsplade.atomic import atomic_write_json
 from idfsplade.data import BeirDataset, document_text
-from idfsplade.errors import InputError
 from idfsplade.evaluate import ResultRow, evaluate_run, write_trec_run
 from idfsplade.evaluate.metrics import check_depth
 from idfsplade.fingerprint import file_fingerprint, model_fingerprint, stale_notice
 from idfsplade.idf.cache import Progress, corpus_idf, no_progress
+from idfsplade.integrity import portable_path, seal
 from idfsplade.index import InvertedIndex
 from idfsplade.model import DocumentEncoder, load_sparse_encoder, model_query_encoder, resolve_model
 from idfsplade.model.inference_free import load_tokenizer
@@ -83,15 +83,16 @@ def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: S
     query encoder without being told again.
     """
     key = vectors_key(spec, dataset)
-    provenance = {"model": spec.model, "max_length": spec.max_length, "prune": vars(spec.prune),
-                  "corpus": str(dataset.corpus_path)}
-    idf_str = str(idf_file.resolve()) if idf_file else None
+    # paths relative to the vectors folder: no machine path is written (idfsplade.integrity.portable_path)
+    provenance = {"model": portable_path(spec.model, out), "max_length": spec.max_length,
+                  "prune": vars(spec.prune), "corpus": portable_path(dataset.corpus_path, out)}
+    idf_str = portable_path(idf_file, out) if idf_file else None
     meta_path = out / "meta.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("key") == key:
             if meta.get("idf_file") != idf_str or meta.get("provenance") != provenance:
-                atomic_write_json(meta_path, {**meta, "idf_file": idf_str, "provenance": provenance}, indent=None)
+                atomic_write_json(meta_path, seal({**meta, "idf_file": idf_str, "provenance": provenance}), indent=None)
             matrix, ids, _ = load_csr(out)
             return matrix, ids
         stale_notice("document vectors", out, meta.get("key", {}), key)
@@ -118,7 +119,7 @@ def build_sparse_retriever(spec: SparseModelSpec, dataset: BeirDataset, work: Pa
     docs_dir = docs_dir or work / "docs"
     docs, doc_ids = encode_corpus(model, dataset, docs_dir, spec, idf_file, progress)
     _, _, meta = load_csr(docs_dir)
-    index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta))
+    index = InvertedIndex.from_csr(docs, doc_ids, info=index_info(meta, docs_dir))
     query_encoder = model_query_encoder(model)
     # With a copy of the query side and the documents, so search and serve need neither the model nor torch.
     index_folder.write_index(index, work / "index", query=query_encoder, corpus=dataset.corpus_path)

@@ -6,21 +6,25 @@ Each command module registers its commands on the shared Typer ``app``; every
 
 from __future__ import annotations
 
-import os
 import sys
 
-# transformers' "Loading weights" / "Writing model shards" bars (tqdm, on by default) between our own
-# progress lines; read when huggingface_hub is first imported, so set before any command module loads.
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# Library progress bars and warnings (transformers' "Loading weights", sentence-transformers' "Computing
+# widget examples", ...) between our own progress lines; set before any command module loads them.
+from idfsplade.quiet import quiet_libraries  # noqa: E402
 
-from idfsplade.cli import adapt, core, export, serve, train  # noqa: E402, F401  (each module registers its commands)
+quiet_libraries()
+
+from idfsplade.cli import adapt, check, core, export, serve, train  # noqa: E402, F401  (each module registers its commands)
 from idfsplade.cli.app import app, console  # noqa: E402
-from idfsplade.errors import IdfspladeError  # noqa: E402
+from idfsplade.errors import IdfspladeError, error_line  # noqa: E402
 
 
 def main() -> None:
     try:
         app()
-    except IdfspladeError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    except (IdfspladeError, OSError) as exc:  # OSError: only a full, read-only or forbidden disk (error_line)
+        line = error_line(exc)
+        if line is None:
+            raise
+        console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -88,7 +88,7 @@ def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsp
 
     matrix, ids, meta = load_csr(encoded)
     matrix = prune_rows(matrix, _prune(top_k, max_ratio, threshold))
-    info = index_info(meta)
+    info = index_info(meta, encoded)
     built = InvertedIndex.from_csr(matrix, ids, info=info)
     query = None
     if model or info.get("model"):

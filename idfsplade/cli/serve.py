@@ -26,7 +26,9 @@ def serve(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
           hybrid: Annotated[bool, typer.Option(help="Fuse every search with the index's BM25 side-index "
                                                 "(OpenSearch's hybrid query); still no model call.")] = False,
           hybrid_weight: Annotated[float | None, typer.Option(help=fusion.weight_help())] = None,
-          hybrid_method: Annotated[str | None, typer.Option(help=fusion.method_help())] = None
+          hybrid_method: Annotated[str | None, typer.Option(help=fusion.method_help())] = None,
+          check: Annotated[bool, typer.Option("--check", help="Verify every file's sha256 before serving "
+                                              "(`idfsplade check`); a damaged index is refused.")] = False
           ) -> None:
     """Serve POST /search, POST /search/batch and GET /health (OpenAPI docs at /docs)."""
     import uvicorn
@@ -38,6 +40,10 @@ def serve(index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
                          ServeLimits(max_query_chars=max_query_chars, max_k=max_k, max_batch=max_batch,
                                      max_body_bytes=max_body_bytes),
                          hybrid=hybrid, hybrid_weight=hybrid_weight, hybrid_method=hybrid_method)
+    if check:
+        from idfsplade.check import check_folder
+
+        console.print(check_folder(index_dir).line(index_dir), highlight=False, soft_wrap=True)
     if workers == 1:
         # Load here, so a wrong folder, model or idf is a one-line error before anything listens.
         uvicorn.run(load_app(config), host=host, port=port)

@@ -24,6 +24,7 @@ import numpy as np
 from idfsplade.atomic import atomic_open, atomic_save_npy
 from idfsplade.data.beir import Document, iter_corpus
 from idfsplade.errors import InputError
+from idfsplade.integrity import load_npy
 
 DOCUMENTS_FILE = "documents.jsonl"
 OFFSETS_FILE = "documents.offsets.npy"
@@ -68,7 +69,7 @@ class DocumentStore:
     def __init__(self, folder: str | Path) -> None:
         folder = Path(folder)
         self.path = folder / DOCUMENTS_FILE
-        self.offsets = np.load(folder / OFFSETS_FILE, mmap_mode="r")
+        self.offsets = load_npy(folder / OFFSETS_FILE, f"idfsplade index VECTORS --out {folder}")
         with self.path.open("rb") as f:
             size = f.seek(0, 2)
             # mmap of an empty file is an error; an empty store has nothing to read anyway

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,11 +154,14 @@ def export_sparse_encoding(model: SparseEncoder, out_dir: str | Path, name: str,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     zip_path = out_dir / ENCODING_ZIP
-    with _atomic_zip(zip_path) as archive, tempfile.TemporaryDirectory(dir=out_dir, prefix=".trace.") as tmp:
-        pt_path = Path(tmp) / TORCHSCRIPT_NAME
-        torch.jit.save(traced, str(pt_path))
-        with pt_path.open("rb") as src, archive.open(_entry(TORCHSCRIPT_NAME, zipfile.ZIP_STORED), "w") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+    # TorchScript is serialised in memory: torch's zip writer aborts the process (C++ terminate, no
+    # Python exception) when the disk fills under it, so only the atomic zip writer touches the disk.
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    with _atomic_zip(zip_path) as archive:
+        with archive.open(_entry(TORCHSCRIPT_NAME, zipfile.ZIP_STORED), "w") as dst:
+            dst.write(buffer.getbuffer())
+        del buffer
         archive.writestr(_entry("tokenizer.json"), _tokenizer_json(tokenizer, max_length))
     model_config = {"model_type": config.model_type, "embedding_dimension": len(tokenizer),
                     "framework_type": "huggingface_transformers", "all_config": config.to_json_string()}

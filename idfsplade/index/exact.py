@@ -33,11 +33,19 @@ import numpy as np
 
 from idfsplade.atomic import atomic_dir, atomic_save_npy, atomic_write_json
 from idfsplade.index.base import SearchHits, read_index_meta
+from idfsplade.integrity import (FILES_KEY, check_finite, check_offsets, check_range, damaged, load_npy, manifest,
+                                 seal, verify_full, verify_quick, verify_seal)
 
 if TYPE_CHECKING:  # scipy is imported where a matrix is built: loading and searching an index never need it
     import scipy.sparse as sp
 
 FORMAT = "idfsplade-inverted-index/1"
+_ARRAYS = ("term_ptr", "postings_docs", "postings_weights")
+
+
+def rebuild_command(path: str | Path) -> str:
+    """The command that rebuilds an index folder (named in every damaged-file error)."""
+    return f"idfsplade index VECTORS --out {path}"
 
 # Relative slack per query term on score bounds: sums are float64 (relative error up to 2^-53 per
 # addition) and ranking rounds them to float32 (2^-24); a bound that is too tight could drop a true
@@ -76,6 +84,7 @@ class InvertedIndex:
         self.doc_ids = doc_ids
         self._doc_ids_array = np.asarray(doc_ids, dtype=object)
         self.vocab_size = len(term_ptr) - 1
+        self.path: Path | None = None  # the folder it was loaded from: named in a damaged-postings error
         self._local = threading.local()  # one score buffer per thread: search is re-entrant
 
     def __len__(self) -> int:
@@ -139,25 +148,79 @@ class InvertedIndex:
             atomic_save_npy(tmp / "postings_weights.npy", self.postings_weights)
             if attach is not None:
                 self.info = {**self.info, **(attach(tmp) or {})}
-            atomic_write_json(tmp / "meta.json", {"format": FORMAT, "n_docs": len(self), "nnz": self.nnz,
-                                                  "vocab_size": self.vocab_size, "info": self.info,
-                                                  "doc_ids": self.doc_ids},
+            # every file of the folder (attached ones included), by name, size and sha256 (idfsplade.integrity)
+            atomic_write_json(tmp / "meta.json", seal({"format": FORMAT, "n_docs": len(self), "nnz": self.nnz,
+                                                       "vocab_size": self.vocab_size, "info": self.info,
+                                                       FILES_KEY: manifest(tmp), "doc_ids": self.doc_ids}),
                               indent=None)
 
     @classmethod
-    def load(cls, path: str | Path, mmap: bool = True) -> InvertedIndex:
+    def load(cls, path: str | Path, mmap: bool = True, full_check: bool = False) -> InvertedIndex:
+        """Open an index folder (memory-mapped). Cheap checks on every open: the recorded files' sizes,
+        dtypes and shapes, and the term offsets (O(vocabulary)); the postings' document rows are
+        bounds-checked at the first search (:meth:`_term_max`). ``full_check`` verifies every file's
+        sha256 and every posting now (``idfsplade check``)."""
         path = Path(path)
         meta = read_index_meta(path, FORMAT, "an index")
-        mode = "r" if mmap else None
-        return cls(np.load(path / "term_ptr.npy", mmap_mode=mode), np.load(path / "postings_docs.npy", mmap_mode=mode),
-                   np.load(path / "postings_weights.npy", mmap_mode=mode), meta["doc_ids"], meta.get("info"))
+        rebuild = rebuild_command(path)
+        files = meta.get(FILES_KEY)
+        if isinstance(files, dict):
+            (verify_full if full_check else verify_quick)(path, files, rebuild)
+        if full_check:
+            verify_seal(meta, path / "meta.json", rebuild)
+        arrays = {name: load_npy(path / f"{name}.npy", rebuild, mmap) for name in _ARRAYS}
+        doc_ids = meta.get("doc_ids")
+        if not isinstance(doc_ids, list) or len(doc_ids) != meta.get("n_docs", len(doc_ids)):
+            raise damaged(path / "meta.json", "its doc_ids do not match n_docs", rebuild)
+        term_ptr, docs, weights = arrays["term_ptr"], arrays["postings_docs"], arrays["postings_weights"]
+        if docs.ndim != 1 or weights.shape != docs.shape:
+            raise damaged(path / "postings_weights.npy", f"shape {weights.shape} does not match the postings' "
+                          f"{docs.shape}", rebuild)
+        check_offsets(term_ptr, len(docs), path / "term_ptr.npy", rebuild)
+        index = cls(term_ptr, docs, weights, doc_ids, meta.get("info"))
+        index.path = path
+        if full_check:
+            index.validate_postings(full=True)
+        return index
+
+    def warm(self) -> None:
+        """Compute the per-term bounds now, and with them bounds-check the postings, rather than at
+        the first search: the service does it before it listens, so a damaged index never serves."""
+        self._term_max  # noqa: B018 - a cached property, computed here
+
+    def validate_postings(self, full: bool = False) -> None:
+        """Every posting's document row in range (O(postings), vectorised); ``full``: every weight
+        finite and rows strictly ascending within each term too (binary search needs it)."""
+        path = self.path or Path("index")
+        rebuild = rebuild_command(path)
+        check_range(self.postings_docs, 0, len(self), path / "postings_docs.npy", rebuild, "document row")
+        if not full:
+            return
+        check_finite(self.postings_weights, path / "postings_weights.npy", rebuild)
+        if self.nnz > 1:
+            rises = np.diff(self.postings_docs) > 0
+            boundary = np.zeros(self.nnz - 1, dtype=bool)
+            starts = self.term_ptr[1:-1]
+            boundary[starts[(starts > 0) & (starts < self.nnz)] - 1] = True
+            bad = np.flatnonzero(~rises & ~boundary)
+            if len(bad):
+                raise damaged(path / "postings_docs.npy", f"document rows out of order at position "
+                              f"{int(bad[0]) + 1}", rebuild)
 
     # -- per-term statistics, computed once on first search (the file format stays three arrays) --
 
     @cached_property
     def _term_max(self) -> np.ndarray:
-        """Largest posting weight of each term (0 for a term with no postings): MaxScore's bound."""
-        return self._term_reduce(np.maximum)
+        """Largest posting weight of each term (0 for a term with no postings): MaxScore's bound.
+
+        Computed at the first search, which reads every posting weight anyway: the postings are
+        bounds-checked then too, so a damaged index fails before it returns a result."""
+        self.validate_postings()
+        out = self._term_reduce(np.maximum)
+        if not np.isfinite(out).all():  # NaN and inf propagate into their term's maximum
+            path = self.path or Path("index")
+            raise damaged(path / "postings_weights.npy", "non-finite posting weight", rebuild_command(path))
+        return out
 
     @cached_property
     def _nonnegative(self) -> bool:

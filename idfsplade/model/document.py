@@ -213,16 +213,17 @@ class DocumentEncoder:
         """
         store = SparseMatrixStore(path, self.vocab_size)
         n_shards = 0
-        for index, chunk in enumerate(_chunks(docs, shard_size)):
-            n_shards += 1
-            if store.has_shard(index):
-                if progress is not None:
-                    progress(len(chunk))
-                continue
-            ids = [doc_id for doc_id, _ in chunk]
-            matrix = self.encode([text for _, text in chunk], progress=progress)
-            store.write_shard(index, matrix, ids)
-        store.finish(n_shards, extra=extra)
+        with store.reporting_refused_writes():
+            for index, chunk in enumerate(_chunks(docs, shard_size)):
+                n_shards += 1
+                if store.has_shard(index):
+                    if progress is not None:
+                        progress(len(chunk))
+                    continue
+                ids = [doc_id for doc_id, _ in chunk]
+                matrix = self.encode([text for _, text in chunk], progress=progress)
+                store.write_shard(index, matrix, ids)
+            store.finish(n_shards, extra=extra)
         matrix, row_ids, _ = load_csr(path)
         return matrix, row_ids
 

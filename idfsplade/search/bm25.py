@@ -13,6 +13,8 @@ import numpy as np
 from idfsplade.atomic import atomic_dir, atomic_write_json
 from idfsplade.errors import InputError
 from idfsplade.index.base import SearchHits, read_index_meta
+from idfsplade.integrity import FILES_KEY, check_finite, check_offsets, check_range, damaged, load_npy, manifest, \
+    seal, verify_full, verify_quick, verify_seal
 from idfsplade.search.retriever import Run
 
 # bm25s sets its own logger to DEBUG at import; once anything configures the root logger (a library's
@@ -30,7 +32,7 @@ class BM25Retriever:
     def __init__(self, doc_ids: list[str], texts: list[str], stemmer: str | None = None,
                  k1: float = 1.2, b: float = 0.75) -> None:
         self._setup(doc_ids, stemmer, k1, b)
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False)
+        tokens = _sorted_vocabulary(bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, show_progress=False))
         self.model = bm25s.BM25(k1=k1, b=b)
         self.model.index(tokens, show_progress=False)
 
@@ -51,21 +53,53 @@ class BM25Retriever:
         with atomic_dir(folder) as tmp:
             self.model.save(str(tmp / "bm25s"), show_progress=False)
             atomic_write_json(tmp / "doc_ids.json", self.doc_ids.tolist(), indent=None)
-            atomic_write_json(tmp / "meta.json", {"format": self.FORMAT, "stemmer": self.stemmer_name,
-                                                  "k1": self.k1, "b": self.b, "n_docs": len(self.doc_ids)})
+            atomic_write_json(tmp / "meta.json", seal({"format": self.FORMAT, "stemmer": self.stemmer_name,
+                                                       "k1": self.k1, "b": self.b, "n_docs": len(self.doc_ids),
+                                                       FILES_KEY: manifest(tmp)}))
         return folder
 
+    @staticmethod
+    def rebuild_command(folder: Path) -> str:
+        """An index folder's side-index is rebuilt with the index; a standalone one by its writer."""
+        target = folder.parent if folder.name == "bm25" else folder
+        return f"idfsplade index VECTORS --out {target}"
+
     @classmethod
-    def load(cls, folder: str | Path, mmap: bool = True) -> BM25Retriever:
-        """The retriever :meth:`save` wrote (score matrix memory-mapped by default)."""
+    def load(cls, folder: str | Path, mmap: bool = True, full_check: bool = False) -> BM25Retriever:
+        """The retriever :meth:`save` wrote (score matrix memory-mapped by default). Checked on load: the
+        recorded files' sizes, dtypes and shapes (``full_check``: their sha256), and bm25s' term
+        offsets and document ids (vectorised, O(postings)), so a damaged file is one line, not a
+        bm25s traceback or a wrong hit."""
         folder = Path(folder)
         meta = read_index_meta(folder, cls.FORMAT, "a BM25 index")
-        doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
-        if len(doc_ids) != meta.get("n_docs"):
+        rebuild = cls.rebuild_command(folder)
+        files = meta.get(FILES_KEY)
+        if isinstance(files, dict):
+            (verify_full if full_check else verify_quick)(folder, files, rebuild)
+        if full_check:
+            verify_seal(meta, folder / "meta.json", rebuild)
+        try:
+            doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise damaged(folder / "doc_ids.json", "missing", rebuild) from None
+        except (ValueError, UnicodeDecodeError):
+            raise damaged(folder / "doc_ids.json", "unreadable", rebuild) from None
+        if not isinstance(doc_ids, list) or len(doc_ids) != meta.get("n_docs"):
             raise InputError(f"{len(doc_ids)} ids for {meta.get('n_docs')} documents", path=folder / "doc_ids.json")
         retriever = cls.__new__(cls)
         retriever._setup(doc_ids, meta.get("stemmer"), float(meta["k1"]), float(meta["b"]))
-        retriever.model = bm25s.BM25.load(str(folder / "bm25s"), mmap=mmap, show_progress=False)
+        store = folder / "bm25s"
+        arrays = {name: load_npy(store / f"{name}.csc.index.npy", rebuild) for name in ("data", "indices", "indptr")}
+        check_offsets(arrays["indptr"], len(arrays["indices"]), store / "indptr.csc.index.npy", rebuild)
+        check_range(arrays["indices"], 0, len(doc_ids), store / "indices.csc.index.npy", rebuild, "document id")
+        if full_check:
+            check_finite(arrays["data"], store / "data.csc.index.npy", rebuild)
+        try:
+            retriever.model = bm25s.BM25.load(str(store), mmap=mmap, show_progress=False)
+        except Exception as exc:  # noqa: BLE001 - bm25s reads its files without checks: a damaged one
+            # raises whatever its parser meets (JSONDecodeError, KeyError, TypeError on a garbled key, ...)
+            raise damaged(store, f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})",
+                          rebuild) from None
         return retriever
 
     def _tokenize(self, texts: list[str]):
@@ -90,3 +124,15 @@ class BM25Retriever:
         if progress is not None:
             progress(len(qids))
         return {qid: {d: float(s) for d, s in zip(h.ids, h.scores)} for qid, h in zip(qids, hits)}
+
+
+def _sorted_vocabulary(tokens: bm25s.tokenization.Tokenized) -> bm25s.tokenization.Tokenized:
+    """The same tokens with ids in sorted-token order. bm25s numbers tokens in set order, which
+    changes with each process's hash seed, so its saved files (and their checksums in the folder's
+    manifest) would differ between two builds of the same index; scores do not depend on the ids."""
+    order = sorted(tokens.vocab, key=lambda token: token)
+    remap = np.empty(len(order), dtype=np.int64)
+    for new_id, token in enumerate(order):
+        remap[tokens.vocab[token]] = new_id
+    ids = [remap[np.asarray(doc, dtype=np.int64)].tolist() if len(doc) else [] for doc in tokens.ids]
+    return bm25s.tokenization.Tokenized(ids=ids, vocab={token: i for i, token in enumerate(order)})

@@ -21,6 +21,7 @@ from pathlib import Path
 from idfsplade.data.store import DocumentStore, write_document_store
 from idfsplade.errors import InputError, notice
 from idfsplade.index.exact import InvertedIndex
+from idfsplade.integrity import resolve_recorded
 from idfsplade.query.artefact import (
     IDF_FILE,
     TOKENIZER_FILE,
@@ -60,10 +61,47 @@ def describe_source(encoder: QueryEncoder, model: str, idf_name: str = IDF_FILE,
                        Artefact(idf_name, sha256_bytes(idf_bytes)), torch_free)
 
 
-def index_info(meta: dict) -> dict:
-    """What an index records of where its vectors came from (the ``provenance`` and ``idf_file`` that
-    :func:`idfsplade.pipeline.encode_corpus` writes into the vectors' meta.json)."""
-    return {**meta.get("provenance", {}), "idf_file": meta.get("idf_file")}
+def index_info(meta: dict, folder: str | Path | None = None) -> dict:
+    """Where the vectors in ``folder`` came from (the ``provenance`` and ``idf_file`` that
+    :func:`idfsplade.pipeline.encode_corpus` writes into their meta.json), with the paths recorded
+    relative to the folder resolved, ready to use (model, corpus, idf). :func:`write_index` records
+    them in the index by name and checksum only (:func:`portable_info`)."""
+    info = {**meta.get("provenance", {}), "idf_file": meta.get("idf_file")}
+    if folder is not None:
+        for key in ("model", "corpus", "idf_file"):
+            if isinstance(info.get(key), str):
+                info[key] = resolve_recorded(info[key], folder)
+    return info
+
+
+def portable_info(info: dict) -> dict:
+    """``info`` as an index folder records it: no machine path. The model by its label
+    (:func:`model_label`), the corpus by its file name, the idf file by name and sha256 (the folder's
+    own ``idf.json`` is what queries are weighted with)."""
+    info = dict(info)
+    if isinstance(info.get("model"), str):
+        info["model"] = model_label(info["model"])
+    if isinstance(info.get("corpus"), str):
+        info["corpus"] = Path(info["corpus"]).name
+    idf = info.get("idf_file")
+    if isinstance(idf, str) and idf != "model":
+        path = Path(idf)
+        info["idf_file"] = {"name": path.name, **({"sha256": sha256_bytes(path.read_bytes())} if path.is_file() else {})}
+    return info
+
+
+def check_query_side_present(index_dir: Path, info: dict) -> None:
+    """An index folder written with a copy of the query side must still hold it: a missing
+    ``tokenizer.json`` or ``idf.json`` is an error naming the file, never a fall-back to a model or an
+    idf file outside the folder."""
+    recorded = info.get("query")
+    if not isinstance(recorded, dict):
+        return
+    for entry in recorded.values():
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if name and not (Path(index_dir) / name).is_file():
+            raise InputError("missing; the folder is damaged: rebuild it with "
+                             f"`idfsplade index VECTORS --out {index_dir}`", path=Path(index_dir) / name)
 
 
 def model_label(model: str) -> str:
@@ -96,7 +134,14 @@ def resolve_source(index_dir: Path, info: dict, model: str | None, idf: str | No
     model = model or info.get("model")
     if not model:
         raise InputError("the index records no model (index.info); pass --model", path=index_dir)
-    idf = idf or info.get("idf_file") or "model"
+    recorded = info.get("idf_file")
+    if isinstance(recorded, dict):  # recorded by name and checksum (portable_info): the folder's own copy
+        own = Path(index_dir) / IDF_FILE
+        if not idf and not own.is_file():
+            raise InputError(f"missing (the idf the documents were encoded with, {recorded.get('name')}); "
+                             f"pass --idf, or rebuild the index", path=own)
+        recorded = str(own)
+    idf = idf or recorded or "model"
     if idf == "model":
         return model, None
     if not Path(idf).exists():
@@ -144,6 +189,8 @@ def open_query_side(index_dir: Path, info: dict, model: str | None = None, idf: 
       loaded to read its query route (torch).
     """
     recorded = info.get("model") or "unknown"
+    if model is None:
+        check_query_side_present(index_dir, info)
     if idf != "model":
         if model is None and has_query_side(index_dir):
             side = load_from_folder(index_dir, idf=idf, prune_ratio=prune_ratio)
@@ -233,4 +280,5 @@ def write_index(index: InvertedIndex, out: str | Path, query: QueryEncoder | Non
                 extra.update(_write_bm25(folder))
         return extra
 
+    index.info = portable_info(index.info)
     index.save(out, attach)

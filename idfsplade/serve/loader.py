@@ -52,6 +52,7 @@ def load_app(config: ServeConfig) -> FastAPI:
     document store and, for hybrid mode, its BM25 side-index, then build the app."""
     settings = check_hybrid_options(config.hybrid, config.hybrid_weight, config.hybrid_method)
     retriever, source = open_index_retriever(Path(config.index_dir), config.model, config.idf)
+    getattr(retriever.index, "warm", lambda: None)()  # a damaged postings array fails here, not in a request
     hybrid = open_hybrid(config.index_dir, retriever, *settings) if settings is not None else None
     return create_app(retriever, source, limits=config.limits, documents=open_documents(config.index_dir),
                       hybrid=hybrid)

@@ -20,10 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from idfsplade.atomic import atomic_write_json, atomic_write_text
 from idfsplade.data import BeirDataset
 from idfsplade.errors import InputError
-from idfsplade.evaluate import ResultRow, render_markdown
+from idfsplade.evaluate import ResultRow
 from idfsplade.train.config import RunConfig, load_config
 from idfsplade.train.stages import StageTimer
 
@@ -106,7 +105,7 @@ def run_adapt(config: RunConfig, split: str = "test", teachers: bool = True, hyb
               baseline_cache: Path = Path("runs/cache/eval")) -> list[ResultRow]:
     """Train (or resume) on the corpus alone, then write ``<output_dir>/report/`` (``results.md``,
     ``results.json``, ``timings.json`` and, when ``split`` is judged, ``ndcg_vs_flops.png``)."""
-    from idfsplade.train.experiment import evaluate_on_split, plot_ndcg_vs_flops
+    from idfsplade.train.experiment import evaluate_on_split, write_report
     from idfsplade.train.trainer import train
 
     timer = StageTimer()
@@ -117,13 +116,12 @@ def run_adapt(config: RunConfig, split: str = "test", teachers: bool = True, hyb
     if has_split(dataset, split):  # read only now, for the report
         rows = evaluate_on_split(config, model_dir, dataset, split, timer, teachers, hybrid, baseline_cache)
         note = f"{dataset.name}, split {split}: evaluated after training (training read only corpus.jsonl).\n\n"
-        plot_ndcg_vs_flops(rows, report / "ndcg_vs_flops.png")
+        plot = True
     else:
         with timer.stage("sparsity statistics (nothing to evaluate)"):
             rows, n_queries = sparsity_rows(config, model_dir, dataset, baseline_cache)
         note = (f"{dataset.name}: no queries.jsonl + qrels/{split}.tsv, so nothing is evaluated. q dims and FLOPS "
                 f"are over the {n_queries} training pseudo-queries; d dims over the corpus.\n\n")
-    atomic_write_json(report / "results.json", [r.as_dict() for r in rows])
-    atomic_write_text(report / "results.md", note + render_markdown(rows))
-    atomic_write_json(report / "timings.json", timer.as_dict())
+        plot = False
+    write_report(report, rows, timer, note, plot)
     return rows

@@ -11,11 +11,12 @@ folder shared by all experiments on the dataset (``runs/cache/eval/<dataset>``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
-from idfsplade.atomic import atomic_write_json, atomic_write_text
+from idfsplade.atomic import atomic_dir, atomic_open, atomic_write_json, atomic_write_text
 from idfsplade.data import BeirDataset
 from idfsplade.evaluate import ResultRow, evaluate_run, render_markdown, write_trec_run
 from idfsplade.pipeline import SparseModelSpec, evaluate_dataset
@@ -49,7 +50,8 @@ def evaluate_teachers(config: RunConfig, dataset: BeirDataset, split: str, work:
     for (teacher, _), member in zip(teachers, scorer.members):
         scores = dot_scores(teacher.encode_queries([queries[q] for q in qids]), member.passages.get(doc_ids))
         per_teacher.append(scores)
-        rows.append(_score_run(dataset, f"teacher {teacher.name}", top_k_run(scores, qids, doc_ids), qrels, work))
+        label = getattr(teacher, "label", teacher.name)  # a human label where the cache key is not one
+        rows.append(_score_run(dataset, f"teacher {label}", top_k_run(scores, qids, doc_ids), qrels, work))
     if len(per_teacher) > 1:
         mixed = ensemble_targets(per_teacher, [m.weight for m in scorer.members], 1.0)
         rows.append(_score_run(dataset, "teacher ensemble (min-max mean)", top_k_run(mixed, qids, doc_ids),
@@ -58,7 +60,8 @@ def evaluate_teachers(config: RunConfig, dataset: BeirDataset, split: str, work:
 
 
 def _score_run(dataset: BeirDataset, name: str, run: Run, qrels: dict, work: Path) -> ResultRow:
-    write_trec_run(work / "runs" / f"{name.replace(' ', '_').replace(':', '-')}.trec", run, tag=name)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")  # a file name, and a TREC tag (no spaces)
+    write_trec_run(work / "runs" / f"{stem}.trec", run, tag=stem)
     return ResultRow(dataset.name, name, evaluate_run(qrels, run))
 
 
@@ -125,11 +128,25 @@ def plot_ndcg_vs_flops(rows: list[ResultRow], path: Path) -> None:
     ax.set_ylabel("nDCG@10")
     ax.set_title("nDCG@10 against FLOPS (dotted: models without FLOPS)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, dpi=120, format="png")
+    finally:
+        plt.close(fig)
+
+
+def write_report(report: Path, rows: list[ResultRow], timer: StageTimer | None, note: str = "",
+                 plot: bool = True) -> None:
+    """``report/``: ``results.json``, ``results.md`` (``note`` first), ``timings.json`` and (``plot``)
+    ``ndcg_vs_flops.png``, written as one folder (:func:`~idfsplade.atomic.atomic_dir`): a refused write
+    leaves the previous report whole, never a mix of two runs' files."""
+    with atomic_dir(report) as tmp:
+        atomic_write_json(tmp / "results.json", [r.as_dict() for r in rows])
+        atomic_write_text(tmp / "results.md", note + render_markdown(rows))
+        if plot:
+            plot_ndcg_vs_flops(rows, tmp / "ndcg_vs_flops.png")
+        if timer is not None:
+            atomic_write_json(tmp / "timings.json", timer.as_dict())
 
 
 def run_experiment(config: RunConfig, split: str = "test", teachers: bool = True, hybrid: bool = True,
@@ -145,9 +162,5 @@ def run_experiment(config: RunConfig, split: str = "test", teachers: bool = True
     work = Path(config.output_dir)
     dataset = BeirDataset(config.data.dataset)
     rows = evaluate_on_split(config, model_dir, dataset, split, timer, teachers, hybrid, baseline_cache)
-    report = work / "report"
-    atomic_write_json(report / "results.json", [r.as_dict() for r in rows])
-    atomic_write_text(report / "results.md", render_markdown(rows))
-    plot_ndcg_vs_flops(rows, report / "ndcg_vs_flops.png")
-    atomic_write_json(report / "timings.json", timer.as_dict())
+    write_report(work / "report", rows, timer)
     return rows

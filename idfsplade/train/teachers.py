@@ -113,6 +113,7 @@ class BM25Teacher:
         # vector cache, carries a fingerprint of the pool so that a different pool never reuses it.
         digest = hashlib.sha1("\x00".join(pool_texts).encode("utf-8")).hexdigest()[:10]
         self.name = f"bm25:{len(pool_texts)}-{digest}"
+        self.label = "BM25 (stemmed)" if stemmer else "BM25"  # for reports; ``name`` keys the cache
         self._stemmer = None
         if stemmer:
             import Stemmer

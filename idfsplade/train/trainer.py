@@ -14,7 +14,10 @@ audits of resume), ``model/`` (the final ``SparseEncoder`` + ``idf.json``, writt
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -23,10 +26,12 @@ from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEnc
 from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import SpladeRegularizerWeightSchedulerCallback
 from transformers import set_seed
 
-from idfsplade.atomic import atomic_dir, atomic_write_json
+from idfsplade.atomic import atomic_dir, atomic_write_json, refusal_cause
 from idfsplade.data import BeirDataset
+from idfsplade.errors import WriteError
 from idfsplade.idf import IdfTable
 from idfsplade.idf.cache import corpus_idf
+from idfsplade.integrity import write_manifest_file
 from idfsplade.model.inference_free import load_tokenizer, save_idf_json
 from idfsplade.model.registry import DEFAULT_DENSE_MODEL
 from idfsplade.train.config import RunConfig
@@ -157,7 +162,8 @@ def train(config: RunConfig, timer: StageTimer | None = None) -> Path:
     resume = last_complete_checkpoint(checkpoints)
     with timer.stage(f"training ({len(examples)} examples, resume from {resume})" if resume
                      else f"training ({len(examples)} examples)"):
-        trainer.train(resume_from_checkpoint=resume)
+        with dropping_partial_checkpoints(checkpoints):
+            trainer.train(resume_from_checkpoint=resume)
     if evaluator is not None:
         with timer.stage("sampled evaluation"):
             trainer.log(evaluator(student))
@@ -177,6 +183,25 @@ def last_complete_checkpoint(checkpoints: Path) -> str | None:
     done = [c for c in checkpoints.glob("checkpoint-*")
             if c.name.split("-")[-1].isdigit() and (c / "trainer_state.json").exists()]
     return str(max(done, key=lambda c: int(c.name.split("-")[-1]))) if done else None
+
+
+@contextlib.contextmanager
+def dropping_partial_checkpoints(checkpoints: Path) -> Iterator[None]:
+    """HF's Trainer writes each checkpoint in place, not through :mod:`idfsplade.atomic`: when the disk
+    refuses a write (full, read-only), the half-written checkpoint is removed (the complete ones stay,
+    so a rerun resumes from the last of them) and the error is one line naming the folder."""
+    try:
+        yield
+    except BaseException as exc:
+        cause = refusal_cause(exc, checkpoints)
+        if cause is None:
+            raise
+        partial = [c for c in checkpoints.glob("checkpoint-*") if not (c / "trainer_state.json").exists()]
+        for folder in partial:
+            shutil.rmtree(folder, ignore_errors=True)
+        resume = last_complete_checkpoint(checkpoints)
+        raise WriteError(checkpoints, cause, f"the half-written checkpoint is removed; a rerun resumes from "
+                         f"{Path(resume).name}" if resume else "no checkpoint was complete") from None
 
 
 def to_dataset(examples: ExampleSet):
@@ -199,4 +224,5 @@ def save_student(student, config: RunConfig, folder: Path) -> Path:
     with atomic_dir(folder) as tmp:
         student.save(str(tmp))
         save_idf_json(student, tmp / "idf.json")
+        write_manifest_file(tmp)  # checksums.json: `idfsplade check` verifies the saved model
     return folder

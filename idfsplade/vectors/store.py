@@ -7,16 +7,20 @@ idfsplade: ``data.npy`` (float32 weights), ``indices.npy`` (term ids) and ``indp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from idfsplade.errors import InputError
+from idfsplade.errors import InputError, WriteError, disk_cause
 from idfsplade.atomic import atomic_dir, atomic_save_npy, atomic_write_json
+from idfsplade.integrity import (FILES_KEY, check_finite, check_offsets, check_range, damaged, load_npy, manifest,
+                                 seal, verify_full, verify_quick, verify_seal)
 
 _ARRAYS = ("data", "indices", "indptr")
 
@@ -37,7 +41,8 @@ def save_csr(path: str | Path, matrix: sp.csr_matrix, row_ids: list[str], extra:
         atomic_save_npy(folder / "indptr.npy", matrix.indptr.astype(index_dtype, copy=False))
         meta = {"format": "csr", "shape": list(matrix.shape), "nnz": int(matrix.nnz), "row_ids": list(row_ids)}
         meta.update(extra or {})
-        atomic_write_json(folder / "meta.json", meta, indent=None)
+        meta[FILES_KEY] = manifest(folder)  # names, sizes, sha256 (idfsplade.integrity)
+        atomic_write_json(folder / "meta.json", seal(meta), indent=None)
 
     if atomic:
         with atomic_dir(path) as tmp:
@@ -47,18 +52,49 @@ def save_csr(path: str | Path, matrix: sp.csr_matrix, row_ids: list[str], extra:
         write(Path(path))
 
 
-def load_csr(path: str | Path, mmap: bool = True) -> tuple[sp.csr_matrix, list[str], dict[str, Any]]:
-    """Load a folder written by :func:`save_csr`; arrays are memory-mapped unless ``mmap=False``."""
+def rebuild_command(path: str | Path) -> str:
+    """The command that rebuilds a vectors folder (named in every damaged-file error)."""
+    return f"idfsplade encode DATASET --out {path}"
+
+
+def load_csr(path: str | Path, mmap: bool = True, full_check: bool = False
+             ) -> tuple[sp.csr_matrix, list[str], dict[str, Any]]:
+    """Load a folder written by :func:`save_csr`; arrays are memory-mapped unless ``mmap=False``.
+
+    Checked on every load: the recorded files' sizes, dtypes and shapes, the row offsets and the
+    column ids' range (O(non-zeros), vectorised: every caller reads the whole matrix anyway), so a
+    damaged folder is one line naming the file; ``full_check`` adds every file's sha256 and finite
+    weights (``idfsplade check``)."""
     path = Path(path)
     meta_path = path / "meta.json"
     if not meta_path.exists():
         raise InputError("not a sparse-matrix folder (no meta.json); `idfsplade encode DATASET --out FOLDER` "
                          "writes one", path=path)
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS}
-    shape = tuple(meta["shape"])
+    rebuild = rebuild_command(path)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        shape = tuple(int(n) for n in meta["shape"])
+        row_ids = list(meta["row_ids"])
+    except (ValueError, KeyError, TypeError):
+        raise damaged(meta_path, "unreadable metadata", rebuild) from None
+    files = meta.get(FILES_KEY)
+    if isinstance(files, dict):
+        (verify_full if full_check else verify_quick)(path, files, rebuild)
+    if full_check:
+        verify_seal(meta, meta_path, rebuild)
+    arrays = {name: load_npy(path / f"{name}.npy", rebuild, mmap) for name in _ARRAYS}
+    if len(shape) != 2 or len(row_ids) != shape[0] or len(arrays["indptr"]) != shape[0] + 1:
+        raise damaged(path / "indptr.npy", f"{len(arrays['indptr'])} offsets for {len(row_ids)} row ids and shape "
+                      f"{list(shape)}", rebuild)
+    if arrays["indices"].ndim != 1 or arrays["data"].shape != arrays["indices"].shape:
+        raise damaged(path / "data.npy", f"shape {arrays['data'].shape} does not match the column ids' "
+                      f"{arrays['indices'].shape}", rebuild)
+    check_offsets(arrays["indptr"], len(arrays["indices"]), path / "indptr.npy", rebuild)
+    check_range(arrays["indices"], 0, shape[1], path / "indices.npy", rebuild, "column id")
+    if full_check:
+        check_finite(arrays["data"], path / "data.npy", rebuild)
     matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape, copy=False)
-    return matrix, list(meta["row_ids"]), meta
+    return matrix, row_ids, meta
 
 
 class SparseMatrixStore:
@@ -85,6 +121,21 @@ class SparseMatrixStore:
             raise ValueError(f"shard has {matrix.shape[1]} columns, store has {self.n_cols}")
         save_csr(self._shard_path(index), matrix, row_ids)
 
+    @contextlib.contextmanager
+    def reporting_refused_writes(self) -> Iterator[None]:
+        """A refused write (full or read-only disk) while writing shards or the final store: the one
+        line names the store, and says whether finished shards are kept for a resume; without any, the
+        shard folder (its resume key alone) is removed, so nothing is left behind."""
+        try:
+            yield
+        except WriteError as exc:
+            finished = sorted(self.shard_dir.glob("shard-*/meta.json"))
+            if not finished:
+                shutil.rmtree(self.shard_dir, ignore_errors=True)
+                raise WriteError(self.path, exc.cause) from None
+            raise WriteError(self.path, exc.cause, f"{len(finished)} finished shard(s) are kept in "
+                             f"{self.shard_dir.name} and a rerun resumes from them") from None
+
     def finish(self, n_shards: int, extra: dict[str, Any] | None = None) -> None:
         """Concatenate shards ``0..n_shards-1`` into the final store, then drop the shards."""
         parts, ids = [], []
@@ -106,5 +157,12 @@ def discard_stale_shards(path: str | Path, key: dict[str, Any]) -> None:
     saved = json.loads(key_path.read_text(encoding="utf-8")) if key_path.exists() else None
     if saved != key:
         shutil.rmtree(shard_dir, ignore_errors=True)
-        shard_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(key_path, key, indent=None)
+        try:
+            shard_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(key_path, key, indent=None)
+        except (WriteError, OSError) as exc:
+            shutil.rmtree(shard_dir, ignore_errors=True)  # no shard yet: nothing to keep for a resume
+            cause = exc.cause if isinstance(exc, WriteError) else disk_cause(exc)
+            if cause is None:
+                raise
+            raise WriteError(path, cause) from None
