@@ -123,7 +123,8 @@ def main() -> None:
     from idfsplade.evaluate.metrics import paired_t_test
 
     torch.set_num_threads(2)
-    folders = args.collections or sorted(p for p in SHARED.iterdir() if (p / "corpus.jsonl").exists())
+    # the collections with a test split (pubmedqa and wikiqa are training data only)
+    folders = args.collections or sorted(p for p in SHARED.iterdir() if (p / "qrels" / "test.tsv").exists())
     datasets = [BeirDataset(folder) for folder in folders]  # a wrong path fails now, not an hour in
     untrained_mini = _untrained_mini(args.work, args.mini) if args.mini_untrained else None
     out_rows, tests, seconds = [], [], {}

@@ -200,3 +200,23 @@ def test_export_traces_the_composite_as_one_model(model, tmp_path):
         got = np.stack([traced({"input_ids": torch.tensor([e.ids]), "attention_mask": torch.tensor([e.attention_mask])}
                                )["output"][0].numpy() for e in map(tokenizer.encode, texts)])
     np.testing.assert_allclose(got, expected, atol=2e-4)
+
+
+def test_packaged_mini_is_whole_and_small():
+    """Every shipped file matches SHA256SUMS (what `idfsplade check` verifies); the folder holds only the head's
+    bias and configs (both encoders are read from their packages), far under the issue's 60 MB."""
+    import hashlib
+    from pathlib import Path
+
+    from idfsplade.check import check_folder
+
+    folder = Path(resolve_model("idfsplade-mini"))
+    lines = (folder / "SHA256SUMS").read_text().splitlines()
+    listed = {line.split("  ", 1)[1] for line in lines}
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"SHA256SUMS"}
+    assert listed == on_disk
+    for line in lines:
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    assert check_folder(folder).files == len(lines)  # raises on a damaged file
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 3 * 2**20

@@ -271,15 +271,22 @@ def write_model(bias, alpha: float, bias_start: float, top_k: int, provenance: d
     save_file({"part1.bias": bias.to(torch.float16).contiguous()}, str(next(staging.glob("document_0_*")) / "parts.safetensors"))
     shutil.copyfile(tiny / "idf.json", staging / "idf.json")
     (staging / "training.json").write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
-    card = (HERE / "MODEL_CARD.md")
-    if card.exists():
-        shutil.copyfile(card, staging / "MODEL_CARD.md")
-    sums = []
-    for file in sorted(p for p in staging.rglob("*") if p.is_file()):
-        sums.append(f"{hashlib.sha256(file.read_bytes()).hexdigest()}  {file.relative_to(staging).as_posix()}")
-    (staging / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    seal(staging)
     shutil.rmtree(TARGET, ignore_errors=True)
     os.replace(staging, TARGET)
+
+
+def seal(folder: Path) -> None:
+    """Copy the model card in and (re)write ``SHA256SUMS`` over every file (what `idfsplade check` verifies)."""
+    import shutil
+
+    card = HERE / "MODEL_CARD.md"
+    if card.exists():
+        shutil.copyfile(card, folder / "MODEL_CARD.md")
+    sums = []
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS"):
+        sums.append(f"{hashlib.sha256(file.read_bytes()).hexdigest()}  {file.relative_to(folder).as_posix()}")
+    (folder / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -291,7 +298,11 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--card-only", action="store_true", help="only copy the model card in and reseal the folder")
     args = parser.parse_args()
+    if args.card_only:
+        seal(TARGET)
+        return
 
     import torch
 

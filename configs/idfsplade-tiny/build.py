@@ -53,12 +53,14 @@ def mixed_corpus(sources: list[Path], out: Path, per_corpus: int, seed: int = 42
 
 
 def collections(shared: Path) -> list[Path]:
-    """Every BEIR folder in datasets/ and ``shared``, one per name (shared/ first)."""
+    """Every BEIR folder in datasets/ and ``shared`` with a test split, one per name (shared/ first): the
+    six collections the shipped model was built from (the training-only sets added later, pubmedqa and
+    wikiqa, have no test split and are left out, so the build still reproduces it)."""
     found: dict[str, Path] = {}
     for root in (shared, REPO / "datasets"):
         if root.is_dir():
             for folder in sorted(root.iterdir()):
-                if (folder / "corpus.jsonl").exists():
+                if (folder / "corpus.jsonl").exists() and (folder / "qrels" / "test.tsv").exists():
                     found.setdefault(folder.name, folder)
     return [found[name] for name in sorted(found)]
 
