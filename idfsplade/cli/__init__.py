@@ -22,5 +22,7 @@ def main() -> None:
     try:
         app()
     except IdfspladeError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # "pip install 'idfsplade[seismic]'" is not markup
+
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
