@@ -26,3 +26,13 @@ def main() -> None:
 
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except ModuleNotFoundError as exc:  # a command of an extra this install lacks (torch for encode, ...)
+        from rich.markup import escape
+
+        from idfsplade.extras import missing_extra_message
+
+        message = missing_extra_message(exc)
+        if message is None:
+            raise
+        console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
