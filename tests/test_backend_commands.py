@@ -204,3 +204,44 @@ def test_missing_extra_is_one_line(encoded, monkeypatch, capsys):
     monkeypatch.setattr(seismic_module, "require", missing)
     code, _, err = run_cli(monkeypatch, capsys, "search", str(folder), "-q", "x")
     assert code == 2 and "pip install 'idfsplade[seismic]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_milvus_index_upsert_and_delete_keep_documents_and_bm25(encoded, adi_path, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("milvus_lite")
+    from idfsplade.vectors import load_csr, save_csr
+
+    work, (whole, *_) = encoded
+    folder = tmp_path / "index-milvus"
+    _cli(monkeypatch, capsys, "index", str(whole), "--out", str(folder), "--backend", "milvus")
+    before = [line.split("\t") for line in _cli(monkeypatch, capsys, "search", str(folder), "-q", QUERY).splitlines()]
+    top, second = before[0][1], before[1][1]
+    # delete the best hit: gone from the sparse and the hybrid results, and from the counts
+    code, _, err = run_cli(monkeypatch, capsys, "delete", str(folder), top)
+    assert code == 0 and "1 deleted" in " ".join(err.split())
+    after = [line.split("\t") for line in _cli(monkeypatch, capsys, "search", str(folder), "-q", QUERY).splitlines()]
+    assert after[0][1] == second and top not in [x[1] for x in after]
+    hybrid = _cli(monkeypatch, capsys, "search", str(folder), "-q", QUERY, "--hybrid", "--k", "82")
+    assert top not in [line.split("\t")[1] for line in hybrid.splitlines()]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["n_docs"] == 81 and meta["info"]["documents"]["count"] == 81 and top not in meta["doc_ids"]
+    # upsert it back under a new id with a new title: found again, with its old score, title from --corpus
+    docs, ids, _ = load_csr(whole)
+    row = ids.index(top)
+    save_csr(tmp_path / "new-docs", docs[row:row + 1], ["new-1"], extra={"provenance": {"model": "splade-tiny"}})
+    original = next(json.loads(line) for line in (adi_path / "corpus.jsonl").read_text().splitlines()
+                    if json.loads(line)["_id"] == top)
+    (tmp_path / "new.jsonl").write_text(json.dumps({**original, "_id": "new-1", "title": "A new title"}) + "\n")
+    code, _, err = run_cli(monkeypatch, capsys, "upsert", str(folder), str(tmp_path / "new-docs"),
+                           "--corpus", str(tmp_path / "new.jsonl"))
+    assert code == 0 and "1 added, 0 replaced" in " ".join(err.split()), err
+    again = [line.split("\t") for line in _cli(monkeypatch, capsys, "search", str(folder), "-q", QUERY).splitlines()]
+    assert again[0][1] == "new-1" and again[0][2] == before[0][2] and again[0][3] == "A new title"
+    hybrid = _cli(monkeypatch, capsys, "search", str(folder), "-q", QUERY, "--hybrid", "--k", "82")
+    assert "new-1" in [line.split("\t")[1] for line in hybrid.splitlines()]
+    # errors: unknown id, an index of another backend
+    code, _, err = run_cli(monkeypatch, capsys, "delete", str(folder), "no-such-doc")
+    assert code == 2 and "no document 'no-such-doc' in the index" in " ".join(err.split())
+    exact_dir = tmp_path / "index-exact"
+    _cli(monkeypatch, capsys, "index", str(whole), "--out", str(exact_dir))
+    code, _, err = run_cli(monkeypatch, capsys, "delete", str(exact_dir), "1")
+    assert code == 2 and "only a milvus-backed index is updated in place (this one is exact)" in " ".join(err.split())

@@ -13,7 +13,7 @@ import sys
 # progress lines; read when huggingface_hub is first imported, so set before any command module loads.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from idfsplade.cli import adapt, core, export, serve, train  # noqa: E402, F401  (each module registers its commands)
+from idfsplade.cli import adapt, core, export, serve, train, update  # noqa: E402, F401  (each module registers its commands)
 from idfsplade.cli.app import app, console  # noqa: E402
 from idfsplade.errors import IdfspladeError  # noqa: E402
 
