@@ -245,3 +245,25 @@ def test_milvus_index_upsert_and_delete_keep_documents_and_bm25(encoded, adi_pat
     _cli(monkeypatch, capsys, "index", str(whole), "--out", str(exact_dir))
     code, _, err = run_cli(monkeypatch, capsys, "delete", str(exact_dir), "1")
     assert code == 2 and "only a milvus-backed index is updated in place (this one is exact)" in " ".join(err.split())
+
+
+@pytest.mark.slow
+def test_lucene_folder_through_the_commands(encoded, monkeypatch, capsys):
+    """Lucene through `index`/`search` (slow: a JVM per process). Pyserini imports torch, so a lucene
+    folder is the one backend whose search is not torch-free (docs/backends.md)."""
+    from idfsplade.index.lucene import require
+
+    try:
+        require()
+    except Exception as exc:  # noqa: BLE001 - pyserini or Java 21 missing
+        pytest.skip(str(exc))
+    work, (whole, *_) = encoded
+    folder = work / "index-lucene"
+    _cli(monkeypatch, capsys, "index", str(whole), "--out", str(folder), "--backend", "lucene",
+         "--backend-opt", "scale=1000")
+    exact_dir = work / "index-exact-lucene"
+    _cli(monkeypatch, capsys, "index", str(whole), "--out", str(exact_dir))
+    result = _search_in_fresh_process(folder, QUERY, "--k", "5")
+    assert result.returncode == 0, result.stderr
+    exact = _cli(monkeypatch, capsys, "search", str(exact_dir), "-q", QUERY, "--k", "5")
+    assert [x.split("\t")[1] for x in result.stdout.splitlines()] == [x.split("\t")[1] for x in exact.splitlines()]
