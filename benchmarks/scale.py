@@ -194,6 +194,14 @@ def in_process(folders: dict[str, Path], texts: list[str], heap_factors: list[fl
     return out
 
 
+def _cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1_000_000)
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     matrix, _, _ = load_csr(encoded)
     result = {"docs": args.docs, "nnz_per_doc": round(matrix.nnz / matrix.shape[0], 1), "queries": len(texts),
               "k": K, "rows": rows, "in_process": comparison,
-              "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+              "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "load_average": os.getloadavg(),
                           "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
               "command": "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(f"{'backend':8} {'build_s':>8} {'disk_mb':>9} {'rss_mb':>8} {'p50_ms':>8} {'p99_ms':>8} {'recall10':>8}")
