@@ -204,6 +204,8 @@ def test_missing_extra_is_one_line(encoded, monkeypatch, capsys):
     monkeypatch.setattr(seismic_module, "require", missing)
     code, _, err = run_cli(monkeypatch, capsys, "search", str(folder), "-q", "x")
     assert code == 2 and "pip install 'idfsplade[seismic]'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(monkeypatch, capsys, "index", str(whole), "--out", str(work / "never"), "--backend", "seismic")
+    assert code == 2 and "pip install 'idfsplade[seismic]'" in " ".join(err.split()) and not (work / "never").exists()
 
 
 def test_milvus_index_upsert_and_delete_keep_documents_and_bm25(encoded, adi_path, tmp_path, monkeypatch, capsys):
