@@ -70,4 +70,11 @@ def quick_search(argv: list[str]) -> int | None:
     except IdfspladeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:  # an older index without a query side needs the model (torch)
+        from idfsplade.extras import missing_extra_message
+
+        if (message := missing_extra_message(exc)) is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     return 0

@@ -7,6 +7,7 @@ from the same inputs, so an interrupted ``idfsplade evaluate`` resumes where it 
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from idfsplade.search import BM25Retriever, InferenceFreeRetriever, index_folder
 from idfsplade.search.hybrid import HybridSpec, fuse_runs, sparse_weights
 from idfsplade.search.retriever import Retriever, Run
 from idfsplade.vectors import PruneConfig, discard_stale_shards, load_csr, sparsity_stats
+from idfsplade.vectors.shards import DEFAULT_CHUNK, shard_range
 
 
 @dataclass
@@ -74,34 +76,46 @@ def vectors_key(spec: SparseModelSpec, dataset: BeirDataset) -> dict:
 
 
 def encode_corpus(model: SparseEncoder, dataset: BeirDataset, out: Path, spec: SparseModelSpec,
-                  idf_file: Path | None, progress: Progress = no_progress) -> tuple[sp.csr_matrix, list[str]]:
+                  idf_file: Path | None, progress: Progress = no_progress, shard: tuple[int, int] | None = None,
+                  chunk: int = DEFAULT_CHUNK) -> tuple[sp.csr_matrix, list[str]]:
     """Encode (or reuse, or resume) the document vectors of the dataset's corpus into ``out``.
 
     Vectors are reused when :func:`vectors_key` matches (the IDF does not change them): the same model
     weights, corpus bytes, truncation and pruning. Shards of a killed run resume under the same rule.
     The idf file recorded beside them lets ``index``, ``search`` and ``serve`` rebuild the matching
     query encoder without being told again.
+
+    ``shard=(i, n)`` encodes only shard ``i`` of ``n`` (:mod:`idfsplade.vectors.shards`: contiguous,
+    chunk-aligned rows) and records it; ``chunk`` is the number of documents per resumable piece.
     """
     key = vectors_key(spec, dataset)
+    if chunk != DEFAULT_CHUNK:
+        key["chunk"] = chunk
     # paths relative to the vectors folder: no machine path is written (idfsplade.integrity.portable_path)
     provenance = {"model": portable_path(spec.model, out), "max_length": spec.max_length,
                   "prune": vars(spec.prune), "corpus": portable_path(dataset.corpus_path, out)}
     idf_str = portable_path(idf_file, out) if idf_file else None
+    n_docs = sum(1 for _ in dataset.iter_corpus())
+    extra = {"key": key, "provenance": provenance, "idf_file": idf_str}
+    start, stop = 0, n_docs
+    if shard is not None:
+        start, stop = shard_range(*shard, n_docs, chunk)
+        extra["shard"] = {"index": shard[0], "count": shard[1], "start": start, "stop": stop, "chunk": chunk,
+                          "corpus_docs": n_docs}
     meta_path = out / "meta.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("key") == key:
+        if meta.get("key") == key and meta.get("shard") == extra.get("shard"):
             if meta.get("idf_file") != idf_str or meta.get("provenance") != provenance:
                 atomic_write_json(meta_path, seal({**meta, "idf_file": idf_str, "provenance": provenance}), indent=None)
             matrix, ids, _ = load_csr(out)
             return matrix, ids
         stale_notice("document vectors", out, meta.get("key", {}), key)
-    discard_stale_shards(out, key)
-    n_docs = sum(1 for _ in dataset.iter_corpus())
+    discard_stale_shards(out, {**key, "shard": extra.get("shard")})
     encoder = DocumentEncoder(model, batch_size=spec.batch_size, max_length=spec.max_length, prune=spec.prune)
-    docs = ((d.id, document_text(d)) for d in dataset.iter_corpus())
-    return encoder.encode_to_store(docs, out, progress=progress("encode", n_docs),
-                                   extra={"key": key, "provenance": provenance, "idf_file": idf_str})
+    docs = ((d.id, document_text(d)) for d in itertools.islice(dataset.iter_corpus(), start, stop))
+    return encoder.encode_to_store(docs, out, shard_size=chunk, progress=progress("encode", stop - start),
+                                   extra=extra)
 
 
 # The query-side functions live in the torch-free idfsplade.search.index_folder (search and serve import

@@ -52,8 +52,15 @@ def encode(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")],
            top_k: Annotated[Optional[int], typer.Option(help="Keep the k largest weights per doc.")] = None,
            max_ratio: Annotated[Optional[float], typer.Option(help="Keep weights ≥ ratio × max.")] = None,
            threshold: Annotated[Optional[float], typer.Option(help="Keep weights ≥ threshold.")] = None,
-           device: Optional[str] = None) -> None:
-    """Encode a corpus into sparse document vectors; resumes from the last finished shard."""
+           device: Optional[str] = None,
+           shard: Annotated[Optional[str], typer.Option(help="I/N: encode only shard I of N (contiguous rows); "
+                                                        "`idfsplade index` merges the N folders.")] = None,
+           chunk: Annotated[int, typer.Option(min=1, help="Documents per resumable piece (shard boundaries "
+                                              "fall on pieces, so shards merge bit-identically).")] = 1024) -> None:
+    """Encode a corpus into sparse document vectors; resumes from the last finished piece."""
+    from idfsplade.vectors.shards import parse_shard
+
+    split = parse_shard(shard) if shard is not None else None
     from idfsplade.data import BeirDataset
     from idfsplade.pipeline import SparseModelSpec, encode_corpus, load_model
 
@@ -62,12 +69,13 @@ def encode(dataset: Annotated[Path, typer.Argument(help="BEIR folder.")],
                            prune=_prune(top_k, max_ratio, threshold), device=device)
     with progress_factory() as make:
         encoder, idf_file = load_model(spec, ds, output.parent / f"{output.name}.idf", make)
-        matrix, _ = encode_corpus(encoder, ds, output, spec, idf_file, make)
-    console.print(f"wrote {output}: {matrix.shape[0]} docs, {matrix.nnz / max(matrix.shape[0], 1):.1f} non-zeros/doc")
+        matrix, _ = encode_corpus(encoder, ds, output, spec, idf_file, make, shard=split, chunk=chunk)
+    console.print(f"wrote {output}{f' (shard {shard})' if shard else ''}: {matrix.shape[0]} docs, {matrix.nnz / max(matrix.shape[0], 1):.1f} non-zeros/doc")
 
 
 @app.command()
-def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsplade encode`.")],
+def index(encoded: Annotated[list[Path], typer.Argument(help="Folder(s) written by `idfsplade encode`: one, or "
+                                                        "every shard of `encode --shard I/N`.")],
           output: Annotated[Path, typer.Option("--out", "-o", help="Index folder.")],
           top_k: Optional[int] = None, max_ratio: Optional[float] = None, threshold: Optional[float] = None,
           model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model whose query side to copy "
@@ -79,23 +87,48 @@ def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsp
           documents: Annotated[bool, typer.Option(help="Store the documents (title, text) for search results.")
                                ] = True,
           bm25: Annotated[bool, typer.Option(help="With the documents, a BM25 side-index (stemmed) for "
-                                             "`search --hybrid` / `serve --hybrid`.")] = True) -> None:
-    """Build the exact inverted index from encoded documents (optionally pruned), atomically, with a
-    copy of the query side (tokenizer.json + idf.json) and the documents, so that search needs no model."""
+                                             "`search --hybrid` / `serve --hybrid`.")] = True,
+          backend: Annotated[str, typer.Option(help="exact (embedded, default), seismic (approximate), milvus "
+                                               "(milvus-lite in the folder, or a server with --milvus-uri) or "
+                                               "lucene; see docs/backends.md.")] = "exact",
+          backend_opt: Annotated[Optional[list[str]], typer.Option(
+              "--backend-opt", help="A backend knob as key=value (repeatable), e.g. heap_factor=0.7.")] = None,
+          milvus_uri: Annotated[Optional[str], typer.Option(help="A Milvus server or cluster, e.g. "
+                                                            "http://host:19530 (default: milvus-lite in the folder).")
+                                ] = None,
+          milvus_token: Annotated[Optional[str], typer.Option(help="user:password or API key (not stored; "
+                                                              "default: $IDFSPLADE_MILVUS_TOKEN).")] = None,
+          milvus_db: Annotated[Optional[str], typer.Option(help="The server's database.")] = None) -> None:
+    """Build an index from encoded documents (optionally pruned), atomically, with a copy of the query
+    side (tokenizer.json + idf.json) and the documents, so that search needs no model. The folder
+    records its backend and knobs; `search` and `serve` open whatever it records."""
     from idfsplade.index import InvertedIndex
-    from idfsplade.search.index_folder import index_info, query_encoder_from_model, resolve_source, write_index
-    from idfsplade.vectors import load_csr, prune_rows
+    from idfsplade.index.folder import parse_knobs
+    from idfsplade.search.index_folder import (
+        index_info,
+        query_encoder_from_model,
+        resolve_source,
+        write_backend_index,
+        write_index,
+    )
+    from idfsplade.vectors import prune_rows
+    from idfsplade.vectors.shards import load_encoded
 
-    matrix, ids, meta = load_csr(encoded)
+    options = parse_knobs(backend, backend_opt or [])
+    milvus = {"uri": milvus_uri, "token": milvus_token, "db_name": milvus_db}
+    if backend != "milvus" and any(v is not None for v in milvus.values()):
+        raise InputError("--milvus-uri, --milvus-token and --milvus-db need --backend milvus", field="--backend")
+    options.update({k: v for k, v in milvus.items() if v is not None})
+    matrix, ids, meta = load_encoded(encoded)
     matrix = prune_rows(matrix, _prune(top_k, max_ratio, threshold))
-    info = index_info(meta, encoded)
-    built = InvertedIndex.from_csr(matrix, ids, info=info)
+    info = index_info(meta, encoded[0])
+    vocab_size = matrix.shape[1]
     query = None
     if model or info.get("model"):
-        query = query_encoder_from_model(*resolve_source(encoded, info, model, idf_path))
-        if query.vocab_size != built.vocab_size:
-            raise InputError(f"the vectors have a {built.vocab_size}-term vocabulary but the model has "
-                             f"{query.vocab_size}; pass the --model they were encoded with", path=encoded)
+        query = query_encoder_from_model(*resolve_source(encoded[0], info, model, idf_path))
+        if query.vocab_size != vocab_size:
+            raise InputError(f"the vectors have a {vocab_size}-term vocabulary but the model has "
+                             f"{query.vocab_size}; pass the --model they were encoded with", path=encoded[0])
     else:
         console.print("note: the vectors record no model, so the index holds no query side: search it with --model")
     if documents and corpus is None and info.get("corpus"):
@@ -104,10 +137,15 @@ def index(encoded: Annotated[Path, typer.Argument(help="Folder written by `idfsp
             console.print(f"note: {corpus} (the corpus the vectors were encoded from) is not here: the index "
                           f"holds no documents; pass --corpus")
             corpus = None
-    write_index(built, output, query, corpus if documents else None, bm25=bm25)
+    if backend == "exact":
+        built = InvertedIndex.from_csr(matrix, ids, info=info)
+        write_index(built, output, query, corpus if documents else None, bm25=bm25)
+    else:
+        write_backend_index(backend, options, matrix, ids, info, output, query, corpus if documents else None,
+                            bm25=bm25)
     stored = (" + query side" * (query is not None) + " + documents" * (documents and corpus is not None)
               + " + BM25" * (bm25 and documents and corpus is not None))
-    console.print(f"wrote {output}: {len(built)} docs, {built.nnz} postings{stored}")
+    console.print(f"wrote {output} ({backend}): {len(ids)} docs, {matrix.nnz} postings{stored}")
 
 
 @app.command()

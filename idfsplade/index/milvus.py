@@ -86,14 +86,15 @@ class MilvusBackend:
     def build(cls, docs: sp.csr_matrix, doc_ids: list[str], path: Path | None = None, *,
               uri: str | None = None, token: str = "", collection: str = "idfsplade",
               inverted_index_algo: str = "DAAT_MAXSCORE", drop_ratio_search: float = 0.0,
-              batch_size: int = 1000, overwrite: bool = False) -> MilvusBackend:
+              batch_size: int = 1000, overwrite: bool = False, db_name: str = "") -> MilvusBackend:
         """Index ``docs`` into a new collection and return it loaded for search.
 
         Embedded (no ``uri``): the collection lives in ``path/milvus.db`` (a temporary folder when
         ``path`` is ``None``), built atomically. Server (``uri="http://host:19530"``, ``token``
         ``"user:password"`` or an API key): the collection is created there; an existing one is
         replaced only with ``overwrite=True``. ``inverted_index_algo`` is Milvus' query algorithm
-        (``DAAT_MAXSCORE``, ``DAAT_WAND`` or ``TAAT_NAIVE``; all exact).
+        (``DAAT_MAXSCORE``, ``DAAT_WAND`` or ``TAAT_NAIVE``; all exact). ``db_name``: a server's
+        database (``""``: its default).
         """
         pymilvus = _import_pymilvus()
         if uri is not None and path is not None:
@@ -102,7 +103,7 @@ class MilvusBackend:
         if batch_size < 1:
             raise InputError("batch_size must be at least 1", field="batch_size")
         if uri is not None:
-            client = pymilvus.MilvusClient(uri=uri, token=token)
+            client = pymilvus.MilvusClient(uri=uri, token=token, db_name=db_name)
             if client.has_collection(collection):
                 if not overwrite:
                     client.close()
@@ -127,13 +128,13 @@ class MilvusBackend:
 
     @classmethod
     def open(cls, uri: str, collection: str = "idfsplade", token: str = "",
-             drop_ratio_search: float = 0.0) -> MilvusBackend:
-        """Connect to an existing collection: a local ``.db`` file or a server URI."""
+             drop_ratio_search: float = 0.0, db_name: str = "") -> MilvusBackend:
+        """Connect to an existing collection: a local ``.db`` file or a server URI (and ``db_name``)."""
         pymilvus = _import_pymilvus()
         if uri.endswith(".db") and not Path(uri).exists():
             raise InputError("no milvus-lite database here", path=uri)
         client = (_embedded_client(pymilvus, uri) if uri.endswith(".db")
-                  else pymilvus.MilvusClient(uri=uri, token=token))
+                  else pymilvus.MilvusClient(uri=uri, token=token, db_name=db_name))
         if not client.has_collection(collection):
             client.close()
             raise InputError(f"no collection {collection!r}", path=uri, field="collection")

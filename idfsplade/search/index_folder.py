@@ -214,8 +214,10 @@ def open_index_retriever(index_dir: str | Path, model: str | None = None, idf: s
 
     Shared by ``idfsplade search`` and the HTTP service, so both answer a query identically.
     """
+    from idfsplade.index.folder import open_index  # whichever backend the folder records
+
     index_dir = Path(index_dir)
-    index = InvertedIndex.load(index_dir)
+    index = open_index(index_dir)
     encoder, source = open_query_side(index_dir, index.info, model, idf, prune_ratio)
     if encoder.vocab_size != index.vocab_size:
         raise InputError(f"the index has a {index.vocab_size}-term vocabulary but model '{source.model}' has "
@@ -264,21 +266,33 @@ def _write_bm25(folder: Path) -> dict:
     return {"bm25": {"folder": BM25_DIR, "stemmer": BM25_STEMMER, "k1": lexical.k1, "b": lexical.b}}
 
 
-def write_index(index: InvertedIndex, out: str | Path, query: QueryEncoder | None = None,
-                corpus: str | Path | None = None, bm25: bool = True) -> None:
-    """Save ``index`` to ``out`` atomically, with a copy of the query side, and from ``corpus`` when
-    given a document store and (``bm25``) a BM25 side-index for hybrid search: all of it appears at
-    once, or nothing does."""
-
+def _attacher(doc_ids: list[str], query: QueryEncoder | None, corpus: str | Path | None, bm25: bool):
     def attach(folder: Path) -> dict:
         extra: dict = {}
         if query is not None:
             extra["query"] = save_query_side(query, folder)
         if corpus is not None:
-            extra.update(write_document_store(folder, corpus, index.doc_ids))
+            extra.update(write_document_store(folder, corpus, doc_ids))
             if bm25:
                 extra.update(_write_bm25(folder))
         return extra
 
+    return attach
+
+
+def write_index(index: InvertedIndex, out: str | Path, query: QueryEncoder | None = None,
+                corpus: str | Path | None = None, bm25: bool = True) -> None:
+    """Save ``index`` to ``out`` atomically, with a copy of the query side, and from ``corpus`` when
+    given a document store and (``bm25``) a BM25 side-index for hybrid search: all of it appears at
+    once, or nothing does."""
     index.info = portable_info(index.info)
-    index.save(out, attach)
+    index.save(out, _attacher(index.doc_ids, query, corpus, bm25))
+
+
+def write_backend_index(backend: str, options: dict, docs, doc_ids: list[str], info: dict, out: str | Path,
+                        query: QueryEncoder | None = None, corpus: str | Path | None = None,
+                        bm25: bool = True) -> None:
+    """As :func:`write_index`, for a non-exact ``backend`` (:mod:`idfsplade.index.folder`) built with ``options``."""
+    from idfsplade.index.folder import build_index_folder
+
+    build_index_folder(backend, docs, doc_ids, out, portable_info(info), options, _attacher(doc_ids, query, corpus, bm25))
