@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -47,3 +48,21 @@ def read_index_meta(path: str | Path, expected_format: str, kind: str) -> dict:
         raise InputError(f"unknown index format {meta.get('format') if isinstance(meta, dict) else None!r}",
                          path=meta_path, field="format")
     return meta
+
+
+class RowsById:
+    """``len(index)`` and ``index.row_of(doc_id)`` over an index's ``doc_ids`` (row order): shared by the exact
+    index and the backend folders."""
+
+    doc_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {doc_id: row for row, doc_id in enumerate(self.doc_ids)}
+
+    def row_of(self, doc_id: str) -> int:
+        """The row of a document id (KeyError if absent)."""
+        return self._rows[doc_id]

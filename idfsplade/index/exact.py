@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from idfsplade.atomic import atomic_dir, atomic_save_npy, atomic_write_json
-from idfsplade.index.base import SearchHits, read_index_meta
+from idfsplade.index.base import RowsById, SearchHits, read_index_meta
 from idfsplade.integrity import (FILES_KEY, check_finite, check_offsets, check_range, damaged, load_npy, manifest,
                                  seal, verify_full, verify_quick, verify_seal)
 
@@ -71,7 +71,7 @@ class _Terms:
     bounds: np.ndarray  # float64, query weight × max posting weight of the term
 
 
-class InvertedIndex:
+class InvertedIndex(RowsById):
     """Exact top-k by dot product over term-major postings."""
 
     def __init__(self, term_ptr: np.ndarray, postings_docs: np.ndarray, postings_weights: np.ndarray,
@@ -86,17 +86,6 @@ class InvertedIndex:
         self.vocab_size = len(term_ptr) - 1
         self.path: Path | None = None  # the folder it was loaded from: named in a damaged-postings error
         self._local = threading.local()  # one score buffer per thread: search is re-entrant
-
-    def __len__(self) -> int:
-        return len(self.doc_ids)
-
-    @cached_property
-    def _rows(self) -> dict[str, int]:
-        return {doc_id: row for row, doc_id in enumerate(self.doc_ids)}
-
-    def row_of(self, doc_id: str) -> int:
-        """The row of a document id (KeyError if absent)."""
-        return self._rows[doc_id]
 
     def term_weights(self, rows: np.ndarray | int, term_ids: np.ndarray) -> np.ndarray:
         """``w_d(t)`` of each document row for each of ``term_ids``: float32 ``(len(rows), len(term_ids))``

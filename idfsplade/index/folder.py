@@ -22,13 +22,12 @@ import inspect
 import json
 import os
 import sys
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from idfsplade.errors import InputError
-from idfsplade.index.base import SearchHits, read_index_meta
+from idfsplade.index.base import RowsById, SearchHits, read_index_meta
 
 FORMAT = "idfsplade-backend-index/1"
 BACKENDS = ("exact", "seismic", "milvus", "lucene")
@@ -173,7 +172,7 @@ def open_index(path: str | Path):
     return BackendIndex.load(path)
 
 
-class BackendIndex:
+class BackendIndex(RowsById):
     """A non-exact backend's index folder behind the interface of :class:`InvertedIndex` that search and
     the service use: search, ``info``, ``vocab_size``, ``doc_ids``, ``row_of``; hits carry their rows."""
 
@@ -197,16 +196,6 @@ class BackendIndex:
         folder = path / entry["folder"] if entry.get("folder") else None
         backend = _open_backend(name, folder, options)
         return cls(backend, name, list(meta["doc_ids"]), int(meta["vocab_size"]), meta.get("info", {}), options)
-
-    def __len__(self) -> int:
-        return len(self.doc_ids)
-
-    @cached_property
-    def _rows(self) -> dict[str, int]:
-        return {doc_id: row for row, doc_id in enumerate(self.doc_ids)}
-
-    def row_of(self, doc_id: str) -> int:
-        return self._rows[doc_id]
 
     def _with_rows(self, hits: SearchHits) -> SearchHits:
         return SearchHits(hits.ids, hits.scores, np.array([self._rows[d] for d in hits.ids], dtype=np.intp))
