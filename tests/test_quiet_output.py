@@ -65,3 +65,22 @@ def test_search_model_fall_back_prints_no_library_noise(tmp_path):
     result = _idfsplade("search", str(tmp_path / "old"), "-q", "the", cwd=tmp_path)
     _assert_quiet(result)
     assert "holds no query side" in result.stderr  # our own one-line notice stays
+
+
+def test_quiet_libraries_also_silences_libraries_imported_first(monkeypatch):
+    """A process that imported transformers before the CLI (a test run, a notebook) gets no bars either; a
+    user's own HF_HUB_DISABLE_PROGRESS_BARS still wins."""
+    from transformers.utils import logging as transformers_logging
+
+    from idfsplade.quiet import quiet_libraries
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    transformers_logging.enable_progress_bar()
+    assert transformers_logging.is_progress_bar_enabled()
+    quiet_libraries()
+    assert not transformers_logging.is_progress_bar_enabled()
+    transformers_logging.enable_progress_bar()
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    quiet_libraries()
+    assert transformers_logging.is_progress_bar_enabled()  # the user's choice is left alone
+    transformers_logging.disable_progress_bar()
