@@ -247,6 +247,7 @@ class CompositeDocumentEncoder(DocumentEncoder):
         self.max_length = max_length or self.sum.max_seq_length
         self.special_ids = torch.tensor(sorted(set(self.tokenizer.all_special_ids)), dtype=torch.long)
         self._precision = precision
+        self._native_bf16 = native_bf16(self.device)  # read once, not per batch
         self.parts: list = []
         for spec, module in zip(self.sum.parts, self.sum.part_modules):
             if isinstance(module, TiedSpladePart):
@@ -266,7 +267,7 @@ class CompositeDocumentEncoder(DocumentEncoder):
         """The tied parts' precision (masked-LM parts keep :class:`DocumentEncoder`'s own default)."""
         if self._precision is not None:
             return self._precision
-        return "bf16" if native_bf16(self.device) else "fp32"
+        return "bf16" if self._native_bf16 else "fp32"
 
     def _encode_batch(self, texts: list[str]) -> torch.Tensor:
         if not self._announced and any(isinstance(p, TiedSpladePart) for p in self.parts):
