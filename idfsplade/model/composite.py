@@ -199,8 +199,14 @@ class SparseSum(InputModule):
             save_file(biases, str(Path(output_path) / _WEIGHTS_FILE))
 
     @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> SparseSum:
-        folder = Path(model_name_or_path) / subfolder
+    def load(cls, model_name_or_path: str, subfolder: str = "", token: bool | str | None = None,
+             cache_folder: str | None = None, revision: str | None = None, local_files_only: bool = False,
+             **kwargs) -> SparseSum:
+        local = Path(model_name_or_path) / subfolder
+        # a local folder as it is; a hub repository's sub-folder downloaded by sentence-transformers' helper
+        folder = local if local.is_dir() else Path(cls.load_dir_path(
+            model_name_or_path, subfolder=subfolder, token=token, cache_folder=cache_folder, revision=revision,
+            local_files_only=local_files_only) or local)
         config_path = folder / cls.config_file_name
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
