@@ -45,9 +45,8 @@ def encode_blocks(encoders: dict, texts: list[str], block: int) -> tuple[dict, d
 
 
 def subcorpus_ndcg(dataset, doc_ids: list[str], vectors, query_encoder) -> float:
-    import numpy as np
-
     from idfsplade.evaluate import evaluate_run
+    from idfsplade.train.experiment import top_k_run
 
     queries, qrels = dataset.split_queries("test", doc_ids=set(dataset.doc_ids()))
     inside = set(doc_ids)
@@ -55,11 +54,9 @@ def subcorpus_ndcg(dataset, doc_ids: list[str], vectors, query_encoder) -> float
     qrels = {q: rel for q, rel in qrels.items() if any(r > 0 for r in rel.values())}
     texts = [queries[q] for q in qrels]
     scores = (query_encoder.to_csr(query_encoder.encode_batch(texts)) @ vectors.T).toarray()
-    run = {}
-    for row, qid in enumerate(qrels):
-        top = np.argsort(-scores[row], kind="stable")[:100]
-        run[qid] = {doc_ids[i]: float(scores[row, i]) for i in top if scores[row, i] > 0}
-    return evaluate_run(qrels, run)["nDCG@10"]
+    run = top_k_run(scores, list(qrels), doc_ids)
+    # what the index returns: matched documents only
+    return evaluate_run(qrels, {q: {d: s for d, s in hits.items() if s > 0} for q, hits in run.items()})["nDCG@10"]
 
 
 def search_latency(folders: dict[str, Path], dataset, encoder, repeats: int = 3) -> dict:

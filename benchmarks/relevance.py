@@ -87,7 +87,7 @@ def _untrained_mini(work: Path, mini: str | None) -> Path:
     from idfsplade.model.composite import build_composite_encoder, composite_of
 
     folder = work / "models" / "mini-untrained"
-    if not (folder / "modules.json").exists():
+    if not (folder / "idf.json").exists():  # written last: a folder cut short by a kill is rebuilt
         source = Path(resolve_model(mini or "idfsplade-mini"))
         parts = composite_of(load_sparse_encoder(str(source))).parts
         build_composite_encoder(parts, source / "idf.json").save(str(folder))

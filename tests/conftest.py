@@ -128,3 +128,21 @@ def adi_index(adi_path, tiny_encoder, tmp_path_factory) -> Path:
     write_index(InvertedIndex.from_csr(matrix, [d.id for d in docs], info={"model": "splade-tiny"}), folder,
                 model_query_encoder(tiny_encoder), adi_path / "corpus.jsonl")
     return folder
+
+
+@pytest.fixture
+def max_fusion():
+    """A fusion method registered as docs/serving.md shows (the larger weighted score of a document),
+    removed again after the test; yields its name."""
+    from idfsplade.search.fusion import FUSIONS, register_fusion
+
+    @register_fusion("max", summary="the larger weighted score")
+    def max_fusion(lists, weights, rank_constant):
+        fused = {}
+        for weight, scores in zip(weights, lists):
+            for doc, score in scores.items():
+                fused[doc] = max(fused.get(doc, 0.0), weight * score)
+        return fused
+
+    yield "max"
+    del FUSIONS["max"]

@@ -90,23 +90,11 @@ def test_search_hybrid_explain_shows_both_parts(evaluated, adi_path, monkeypatch
     assert float(contributions[0].rsplit("= ", 1)[1]) == pytest.approx(sparse[top], abs=1e-3)
 
 
-def test_search_hybrid_with_a_fusion_method_registered_by_the_user(evaluated, adi_path, monkeypatch, capsys):
+def test_search_hybrid_with_a_fusion_method_registered_by_the_user(evaluated, adi_path, max_fusion, monkeypatch,
+                                                                   capsys):
     """`search --hybrid --hybrid-method NAME` with a method registered in this test (docs/serving.md)."""
-    from idfsplade.search.fusion import FUSIONS, register_fusion
-
-    @register_fusion("max", summary="the larger weighted score")
-    def max_fusion(lists, weights, rank_constant):
-        fused = {}
-        for weight, scores in zip(weights, lists):
-            for doc, score in scores.items():
-                fused[doc] = max(fused.get(doc, 0.0), weight * score)
-        return fused
-
-    try:
-        code, out, err = run_cli(monkeypatch, capsys, "search", str(evaluated / "index"), "-q", QUERY, "--hybrid",
-                                 "--hybrid-method", "max", "--hybrid-weight", "0.9", "--k", "5")
-    finally:
-        del FUSIONS["max"]
+    code, out, err = run_cli(monkeypatch, capsys, "search", str(evaluated / "index"), "-q", QUERY, "--hybrid",
+                             "--hybrid-method", max_fusion, "--hybrid-weight", "0.9", "--k", "5")
     assert code == 0, err
     lexical, sparse = _parts(evaluated, adi_path)
     expected = {d: max(0.1 * lexical.get(d, 0.0), 0.9 * sparse.get(d, 0.0)) for d in {**lexical, **sparse}}

@@ -61,6 +61,18 @@ def _truncate(path, keep: int = 100) -> None:
     path.write_bytes(data[:keep])
 
 
+def _damage(path, damage: str) -> None:
+    """Cut the file in half, delete it, or flip one bit of its middle byte."""
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "delete":
+        path.unlink()
+    else:
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1:])
+
+
 def _as_older_writer(meta_path) -> None:
     """Drop the manifest and the seal, as an index written before them: the structural checks alone."""
     meta = json.loads(meta_path.read_text())
@@ -352,14 +364,7 @@ def test_any_damage_to_any_file_is_one_line_or_harmless(index, name, damage, cap
     assert code == 0
     code, intact_plain, _ = _search(capsys, index)
     path = index / name
-    data = path.read_bytes()
-    if damage == "truncate":
-        path.write_bytes(data[: len(data) // 2])
-    elif damage == "delete":
-        path.unlink()
-    else:
-        middle = len(data) // 2
-        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1:])
+    _damage(path, damage)
     for extra, before in ((("--hybrid",), intact), ((), intact_plain)):
         code, out, err = _search(capsys, index, *extra)
         assert "Traceback" not in err
@@ -377,14 +382,7 @@ def test_any_damage_to_encoded_vectors_is_one_line(vectors, tmp_path, name, dama
     """`index` reads the vectors whole: any damage is one line (or, for a flip, possibly a changed
     value it cannot see), and `check` reports every one."""
     path = vectors / name
-    data = path.read_bytes()
-    if damage == "truncate":
-        path.write_bytes(data[: len(data) // 2])
-    elif damage == "delete":
-        path.unlink()
-    else:
-        middle = len(data) // 2
-        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0x10]) + data[middle + 1:])
+    _damage(path, damage)
     code, out, err = run_cli(monkeypatch, capsys, "index", str(vectors), "--out", str(tmp_path / "ix"), "--no-documents")
     assert "Traceback" not in err
     assert code == 2 and err.count("\n") == 1 or (code == 0 and damage == "flip"), (code, err)

@@ -35,22 +35,6 @@ class Stub:
         return {q: dict(list(self.scores.items())[:k]) for q in queries}
 
 
-@pytest.fixture
-def max_fusion():
-    """A fusion method added as the docs show: the larger weighted score of a document."""
-
-    @register_fusion("max", summary="the larger weighted score")
-    def max_fusion(lists, weights, rank_constant):
-        fused = {}
-        for weight, scores in zip(weights, lists):
-            for doc, score in scores.items():
-                fused[doc] = max(fused.get(doc, 0.0), weight * score)
-        return fused
-
-    yield "max"
-    del FUSIONS["max"]
-
-
 def test_a_registered_fusion_method_runs_end_to_end(max_fusion):
     weight, method = check_hybrid_options(True, 0.75, "max")  # what search/serve/evaluate resolve options with
     assert (weight, method) == (0.75, "max")

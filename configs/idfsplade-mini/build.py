@@ -147,18 +147,12 @@ def tied_vectors(m, bias, top_k: int, specials: list[int], chunk: int = 2048):
 
 
 def ndcg10(cached: Cached, vectors, queries: dict[str, str], qrels: dict, k: int = 100) -> float:
-    import numpy as np
-
     from idfsplade.evaluate.metrics import evaluate_run
+    from idfsplade.train.experiment import top_k_run
 
-    scores = (cached.query_matrix(queries) @ vectors.T).toarray()
-    run = {}
-    for row, qid in enumerate(queries):
-        s = scores[row]
-        top = np.argpartition(-s, min(k, len(s) - 1))[:k]
-        top = top[np.argsort(-s[top], kind="stable")]
-        run[qid] = {cached.ids[i]: float(s[i]) for i in top if s[i] > 0}
-    return evaluate_run(qrels, run)["nDCG@10"]
+    run = top_k_run((cached.query_matrix(queries) @ vectors.T).toarray(), list(queries), cached.ids, k)
+    # what the index returns: matched documents only
+    return evaluate_run(qrels, {q: {d: s for d, s in hits.items() if s > 0} for q, hits in run.items()})["nDCG@10"]
 
 
 def train_bias(collections: dict[str, Cached], alpha: float, bias_start: float, top_k: int, epochs: int,
