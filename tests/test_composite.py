@@ -220,3 +220,16 @@ def test_packaged_mini_is_whole_and_small():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
     assert check_folder(folder).files == len(lines)  # raises on a damaged file
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 3 * 2**20
+
+
+def test_adapt_refuses_a_composite_before_any_work(adi_path, tmp_path, monkeypatch, capsys):
+    """`adapt --model idfsplade-mini`: one line, and no training data or teacher vectors built first."""
+    from cli_helpers import run_cli
+
+    from idfsplade.model.composite import is_composite
+
+    assert is_composite("idfsplade-mini") and not is_composite("idfsplade-tiny")
+    code, _, err = run_cli(monkeypatch, capsys, "adapt", str(adi_path), "--model", "idfsplade-mini",
+                           "--out", str(tmp_path / "run"), "--max-steps", "2")
+    assert code == 2 and err.count("\n") == 1 and "composite model" in err, err
+    assert not list((tmp_path / "run").rglob("*.jsonl")) and not list((tmp_path / "run").rglob("*.npy"))

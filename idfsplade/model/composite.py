@@ -245,6 +245,18 @@ def _load_part(spec: dict, bias: torch.Tensor | None, base: Path | None) -> torc
     return TiedSpladePart(transformer, bias=bias, bias_start=spec.get("bias_start", -2.0), top_k=spec.get("top_k"))
 
 
+def is_composite(name_or_path: str) -> bool:
+    """Whether a model folder (or alias) is a composite, from its ``router_config.json`` alone (no loading)."""
+    from idfsplade.model.registry import resolve_model
+
+    router = Path(resolve_model(name_or_path)) / "router_config.json"
+    try:
+        types = json.loads(router.read_text(encoding="utf-8")).get("types", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(types, dict) and any(str(t).endswith(".SparseSum") for t in types.values())
+
+
 def composite_of(model) -> SparseSum | None:
     """The :class:`SparseSum` of a model's document route, or ``None`` for a single-encoder model."""
     from sentence_transformers.base.modules.router import Router

@@ -184,13 +184,17 @@ def model_query_encoder(model: SparseEncoder, prune_ratio: float | None = None) 
                         prune_ratio=prune_ratio)
 
 
+#: Why ``train`` / ``adapt`` refuse a composite (they fine-tune one masked LM through the query-column head).
+NOT_TRAINABLE = ("this is a composite model (a masked LM plus a tied-head encoder, e.g. idfsplade-mini): it encodes, "
+                 "indexes, searches and exports like any model, but train and adapt take a single masked LM (train "
+                 "the composite's parts with configs/idfsplade-mini/build.py)")
+
+
 def document_modules(model: SparseEncoder) -> tuple[Transformer, SpladePooling]:
     """The document route's masked LM and pooling."""
     route = model[0].sub_modules["document"] if isinstance(model[0], Router) else list(model)
-    if len(route) == 1 and type(route[0]).__name__ == "SparseSum":
-        raise InputError("this is a composite model (a masked LM plus a tied-head encoder, e.g. idfsplade-mini): "
-                         "it encodes, indexes, searches and exports like any model, but train and adapt take a "
-                         "single masked LM (train the composite's parts with configs/idfsplade-mini/build.py)")
+    if len(route) == 1 and type(route[0]).__name__ == "SparseSum":  # by name: composite.py imports this module
+        raise InputError(NOT_TRAINABLE)
     if len(route) < 2:
         raise InputError(f"document route has {len(route)} module(s), expected a masked LM and SpladePooling")
     mlm, pooling = route[0], route[1]

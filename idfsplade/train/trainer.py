@@ -28,7 +28,7 @@ from transformers import set_seed
 
 from idfsplade.atomic import atomic_dir, atomic_write_json, refusal_cause
 from idfsplade.data import BeirDataset
-from idfsplade.errors import WriteError
+from idfsplade.errors import InputError, WriteError
 from idfsplade.idf import IdfTable
 from idfsplade.idf.cache import corpus_idf
 from idfsplade.integrity import write_manifest_file
@@ -40,6 +40,8 @@ from idfsplade.train.examples import ExampleSet, build_supervised, build_weak
 from idfsplade.train.losses import build_loss
 from idfsplade.train.scorer import EnsembleScorer
 from idfsplade.train.stages import StageTimer
+from idfsplade.model.composite import is_composite
+from idfsplade.model.inference_free import NOT_TRAINABLE
 from idfsplade.train.student import build_student, set_max_seq_length
 from idfsplade.train.teachers import BM25Teacher, DenseTeacher, SparseSiameseTeacher, Teacher
 
@@ -128,6 +130,8 @@ def train(config: RunConfig, timer: StageTimer | None = None) -> Path:
 
     ``timer`` receives the durations of the stages (IDF, training data, teacher vectors, training).
     """
+    if is_composite(config.student.model):  # before any data or teacher work, not after it
+        raise InputError(NOT_TRAINABLE, field="student.model")
     timer = timer or StageTimer()
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
