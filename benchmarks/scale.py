@@ -202,6 +202,17 @@ def _cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
+def _cpu_kind() -> str:
+    """The vector units timings depend on, from /proc/cpuinfo's flags: "AVX-512 + AMX", "AVX-512", "AVX2"."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    if "avx512f" in flags:
+        return "AVX-512 + AMX" if "amx_bf16" in flags else "AVX-512"
+    return "AVX2" if "avx2" in flags else "other"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1_000_000)
@@ -265,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     matrix, _, _ = load_csr(encoded)
     result = {"docs": args.docs, "nnz_per_doc": round(matrix.nnz / matrix.shape[0], 1), "queries": len(texts),
               "k": K, "rows": rows, "in_process": comparison,
-              "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "load_average": os.getloadavg(),
+              "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "cpu_kind": _cpu_kind(), "load_average": os.getloadavg(),
                           "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
               "command": "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(f"{'backend':8} {'build_s':>8} {'disk_mb':>9} {'rss_mb':>8} {'p50_ms':>8} {'p99_ms':>8} {'recall10':>8}")
