@@ -12,12 +12,20 @@ In-process, on the same queries in the same run, interleaved query by query: the
 ``heap_factor`` (a search-time knob: no rebuild), so the acceptance ratio (Seismic p50 ≤ 0.3x exact's at
 recall@10 ≥ 0.95) is read from one run.
 
-Documents: ``corpus_like`` of ``benchmarks/search_latency.py`` (the 1M synthetic generator: non-zeros
-per document, term document frequencies and per-term weights drawn from a real encoded SciFact,
-``--reference``), with the query side of the model that encoded the reference and the synthetic
-corpus's own idf. No document store (synthetic documents have no text), hence no BM25 side-index.
+Documents (``--generator``): ``topical`` (the default, ``corpus_topical`` of
+``benchmarks/search_latency.py``) mutates real encoded documents (``--reference``, one or more encoded
+folders of one model: each synthetic document keeps ~70% of a real document's terms and takes the rest
+from a document sharing one of its terms, weights jittered), so the corpus keeps real topics;
+``independent`` (``corpus_like``, the 1M latency run's generator) draws every term independently
+with the reference's document frequencies, a worst case for clustering indexes. Which one is closer
+to real data is measured in the same run and recorded under ``generator``: the cosine of a document
+to its nearest neighbour, for the reference itself and for each generator at the reference's size.
+Queries: SciFact's test queries with the query side of the model that encoded the reference and the
+synthetic corpus's own idf. No document store (synthetic documents have no text), hence no BM25
+side-index.
 
-Usage: ``nice python benchmarks/scale.py --docs 20000`` (a dry run) then ``--docs 1000000``.
+Usage: ``python benchmarks/scale.py --docs 20000 --reference ENCODED [--reference ENCODED ...]`` (a dry
+run), then ``--docs 1000000``; the committed command is in ``scale.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from search_latency import bm25_idf, corpus_like  # noqa: E402  (the 1M synthetic generator)
+from search_latency import bm25_idf, corpus_like, corpus_topical, nearest_cosine  # noqa: E402
 
 from idfsplade.atomic import atomic_write_json  # noqa: E402
 from idfsplade.errors import InputError  # noqa: E402
@@ -53,22 +61,59 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def make_encoded(args: argparse.Namespace, folder: Path) -> tuple[str, list[str]]:
-    """The synthetic encoded folder (reused when it exists for the same size and seed) and its model."""
+GENERATORS = {"topical": corpus_topical, "independent": corpus_like}
+
+
+def load_references(folders: list[Path]) -> tuple[object, str, list]:
+    """The reference folders stacked into one CSR matrix, their model and keys; they must share the model."""
+    import scipy.sparse as sp
+
+    from idfsplade.vectors import load_csr
+
+    matrices, models, keys = [], set(), []
+    for folder in folders:
+        matrix, _, meta = load_csr(folder, mmap=False)
+        matrices.append(matrix)
+        models.add(meta.get("provenance", {}).get("model"))
+        keys.append(meta.get("key"))
+    if None in models or len(models) != 1:
+        raise InputError(f"the references must record one model (provenance.model), got {sorted(map(str, models))}",
+                         field="--reference")
+    if len({m.shape[1] for m in matrices}) != 1:
+        raise InputError("the references have different vocabularies", field="--reference")
+    return sp.vstack(matrices, format="csr"), models.pop(), keys
+
+
+def generator_fidelity(reference, seed: int) -> dict:
+    """Nearest-neighbour cosine (mean and quartiles) of the reference and of each generator at its size."""
+    out = {}
+    for name, matrix in [("reference", reference)] + [
+            (g, fn(reference, reference.shape[0], seed=seed)) for g, fn in GENERATORS.items()]:
+        cosine = nearest_cosine(matrix)
+        out[name] = {"nn_cosine_mean": round(float(cosine.mean()), 3),
+                     "nn_cosine_quartiles": [round(float(q), 3) for q in np.percentile(cosine, [25, 50, 75])],
+                     "nnz_per_doc": round(matrix.nnz / matrix.shape[0], 1)}
+    return out
+
+
+def make_encoded(args: argparse.Namespace, folder: Path) -> tuple[str, list[str], dict]:
+    """The synthetic encoded folder (reused when it exists for the same size, generator, seed and
+    references), its model, and the generator's record (fidelity measured on the reference)."""
+    from idfsplade.integrity import portable_path
     from idfsplade.vectors import load_csr, save_csr
 
-    _, _, ref_meta = load_csr(args.reference)
-    model = ref_meta.get("provenance", {}).get("model")
-    if not model:
-        raise InputError("the reference records no model (provenance.model)", path=args.reference)
-    stamp = {"docs": args.docs, "seed": args.seed, "reference_key": ref_meta.get("key")}
+    reference, model, keys = load_references(args.reference)
+    stamp = {"docs": args.docs, "seed": args.seed, "generator": args.generator, "reference_keys": keys}
+    record = {"name": args.generator, "reference_docs": reference.shape[0],
+              "reference": [_portable(str(f)) for f in args.reference],
+              "fidelity": generator_fidelity(reference, args.seed)}
+    log(f"generator fidelity (nearest-neighbour cosine): {record['fidelity']}")
     if (folder / "meta.json").exists() and json.loads((folder / "meta.json").read_text()).get("scale") == stamp:
         log(f"reusing {folder}")
-        return model, load_csr(folder)[1]
-    reference, _, _ = load_csr(args.reference, mmap=False)
+        return model, load_csr(folder)[1], record
     t0 = time.perf_counter()
-    docs = corpus_like(reference, args.docs, seed=args.seed)
-    log(f"{docs.shape[0]} synthetic docs, {docs.nnz / docs.shape[0]:.1f} nnz/doc (reference "
+    docs = GENERATORS[args.generator](reference, args.docs, seed=args.seed)
+    log(f"{docs.shape[0]} synthetic docs ({args.generator}), {docs.nnz / docs.shape[0]:.1f} nnz/doc (reference "
         f"{reference.nnz / reference.shape[0]:.1f}) in {time.perf_counter() - t0:.0f} s")
     from idfsplade.model.inference_free import load_tokenizer
 
@@ -79,9 +124,9 @@ def make_encoded(args: argparse.Namespace, folder: Path) -> tuple[str, list[str]
     idf_path = folder.parent / f"{folder.name}.idf.json"
     idf_path.write_text(json.dumps({t: round(float(w), 6) for t, w in zip(vocab, idf)}), encoding="utf-8")
     ids = [f"d{i}" for i in range(docs.shape[0])]
-    save_csr(folder, docs, ids, extra={"provenance": {"model": model}, "idf_file": str(idf_path.resolve()),
+    save_csr(folder, docs, ids, extra={"provenance": {"model": model}, "idf_file": portable_path(idf_path, folder),
                                        "scale": stamp})
-    return model, ids
+    return model, ids, record
 
 
 def free_port() -> int:
@@ -194,6 +239,14 @@ def in_process(folders: dict[str, Path], texts: list[str], heap_factors: list[fl
     return out
 
 
+def _portable(arg: str) -> str:
+    """A command-line argument as written to the results: paths inside the repository made relative."""
+    path = Path(arg)
+    if path.is_absolute() and path.resolve().is_relative_to(REPO):
+        return str(path.resolve().relative_to(REPO))
+    return arg
+
+
 def _cpu_name() -> str:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -216,8 +269,10 @@ def _cpu_kind() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1_000_000)
-    parser.add_argument("--reference", type=Path, default=REPO / "runs" / "scifact-docs",
-                        help="an encoded SciFact (`idfsplade encode datasets/scifact --out runs/scifact-docs`)")
+    parser.add_argument("--reference", type=Path, action="append",
+                        help="an encoded folder of one model, repeatable (default: runs/scifact-docs, from "
+                             "`idfsplade encode datasets/scifact --out runs/scifact-docs`)")
+    parser.add_argument("--generator", choices=sorted(GENERATORS), default="topical")
     parser.add_argument("--dataset", type=Path, default=REPO / "datasets" / "scifact", help="for the test queries")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "scale")
     parser.add_argument("--backends", default="exact,seismic,milvus")
@@ -231,15 +286,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the index folders")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scale.json")
     args = parser.parse_args(argv)
+    args.reference = args.reference or [REPO / "runs" / "scifact-docs"]
     from idfsplade.data import BeirDataset
 
     backends = [b for b in args.backends.split(",") if b]
     if "exact" not in backends:
         raise InputError("--backends must include exact (the recall reference)", field="--backends")
     texts = list(BeirDataset(args.dataset).split_queries("test")[0].values())
-    work = args.work / f"{args.docs}"
+    work = args.work / f"{args.generator}-{args.docs}"
     encoded = work / "encoded"
-    make_encoded(args, encoded)
+    _, _, generator = make_encoded(args, encoded)
     rows, folders, truth = [], {}, None
     for backend in backends:
         folder = work / f"index-{backend}"
@@ -275,10 +331,10 @@ def main(argv: list[str] | None = None) -> int:
 
     matrix, _, _ = load_csr(encoded)
     result = {"docs": args.docs, "nnz_per_doc": round(matrix.nnz / matrix.shape[0], 1), "queries": len(texts),
-              "k": K, "rows": rows, "in_process": comparison,
+              "k": K, "rows": rows, "in_process": comparison, "generator": generator,
               "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "cpu_kind": _cpu_kind(), "load_average": os.getloadavg(),
                           "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
-              "command": "python benchmarks/scale.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+              "command": "python benchmarks/scale.py " + " ".join(map(_portable, argv if argv is not None else sys.argv[1:]))}
     print(f"{'backend':8} {'build_s':>8} {'disk_mb':>9} {'rss_mb':>8} {'p50_ms':>8} {'p99_ms':>8} {'recall10':>8}")
     for r in rows:
         print(f"{r['backend']:8} {r['build_s']:8.1f} {r['disk_mb']:9.1f} {r['rss_mb']:8.1f} {r['p50_ms']:8.2f} "
