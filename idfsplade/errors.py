@@ -83,7 +83,11 @@ def warn_once(message: str) -> None:
 
 def run_main(main: Callable[[], int | None]) -> None:
     """Run a script's ``main`` and exit with its code; an :class:`IdfspladeError` becomes one ``error: …``
-    line on stderr and exit code 2, as in the CLI. The entry point of every ``benchmarks/*.py``."""
+    line on stderr and exit code 2, as in the CLI. The entry point of every ``benchmarks/*.py``; library
+    progress bars are switched off first, as the CLI does (a script's own tables and logs stay)."""
+    from idfsplade.quiet import quiet_libraries
+
+    quiet_libraries()
     try:
         code = main()
     except (IdfspladeError, OSError) as exc:
