@@ -28,11 +28,12 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not users_choice:  # the environment is read at import: too late for libraries already loaded
+        if "huggingface_hub" in sys.modules:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
         # Reached through sys.modules, never imported here: the query side imports this module and
         # must not pull in transformers (and torch) by doing so.
-        hub_utils = sys.modules.get("huggingface_hub.utils")
-        if hub_utils is not None:
-            hub_utils.disable_progress_bars()
         transformers_logging = sys.modules.get("transformers.utils.logging")
         if transformers_logging is not None:
             transformers_logging.disable_progress_bar()
