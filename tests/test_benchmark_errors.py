@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = 'if __name__ == "__main__":\n    from idfsplade.errors import run_main\n\n    run_main(main)\n'
 
-# script → arguments that point it at a folder that does not exist, and the message expected. Four
+# script → arguments that point it at a folder that does not exist, and the message expected. Five
 # scripts run (most import sentence-transformers first, ~10 s each); the rest are checked to use run_main.
 MISSING = "no-such-collection"
 CASES = {
@@ -22,6 +22,8 @@ CASES = {
                                "dataset folder not found"),
     "load_test.py": (["--dataset", MISSING, "--out", "OUT/r.json"], "dataset folder not found"),
     "pruning.py": (["--docs", MISSING, "--out", "OUT/r.json"], "`idfsplade encode DATASET --out FOLDER` writes one"),
+    "scale.py": (["--docs", "10", "--reference", MISSING, "--work", "OUT", "--out", "OUT/r.json"],
+                 "`idfsplade encode DATASET --out FOLDER` writes one"),
 }
 
 
