@@ -53,6 +53,7 @@ from search_latency import bm25_idf, corpus_like, corpus_topical, nearest_cosine
 
 from idfsplade.atomic import atomic_write_json  # noqa: E402
 from idfsplade.errors import InputError  # noqa: E402
+from idfsplade.integrity import portable_path  # noqa: E402
 
 K = 10
 
@@ -99,13 +100,12 @@ def generator_fidelity(reference, seed: int) -> dict:
 def make_encoded(args: argparse.Namespace, folder: Path) -> tuple[str, list[str], dict]:
     """The synthetic encoded folder (reused when it exists for the same size, generator, seed and
     references), its model, and the generator's record (fidelity measured on the reference)."""
-    from idfsplade.integrity import portable_path
     from idfsplade.vectors import load_csr, save_csr
 
     reference, model, keys = load_references(args.reference)
     stamp = {"docs": args.docs, "seed": args.seed, "generator": args.generator, "reference_keys": keys}
     record = {"name": args.generator, "reference_docs": reference.shape[0],
-              "reference": [_portable(str(f)) for f in args.reference],
+              "reference": [portable_path(f, REPO) for f in args.reference],
               "fidelity": generator_fidelity(reference, args.seed)}
     log(f"generator fidelity (nearest-neighbour cosine): {record['fidelity']}")
     if (folder / "meta.json").exists() and json.loads((folder / "meta.json").read_text()).get("scale") == stamp:
@@ -239,14 +239,6 @@ def in_process(folders: dict[str, Path], texts: list[str], heap_factors: list[fl
     return out
 
 
-def _portable(arg: str) -> str:
-    """A command-line argument as written to the results: paths inside the repository made relative."""
-    path = Path(arg)
-    if path.is_absolute() and path.resolve().is_relative_to(REPO):
-        return str(path.resolve().relative_to(REPO))
-    return arg
-
-
 def _cpu_name() -> str:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -334,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
               "k": K, "rows": rows, "in_process": comparison, "generator": generator,
               "machine": {"cpus": os.cpu_count(), "cpu": _cpu_name(), "cpu_kind": _cpu_kind(), "load_average": os.getloadavg(),
                           "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
-              "command": "python benchmarks/scale.py " + " ".join(map(_portable, argv if argv is not None else sys.argv[1:]))}
+              "command": "python benchmarks/scale.py " + " ".join(
+                  portable_path(a, REPO) for a in (argv if argv is not None else sys.argv[1:]))}
     print(f"{'backend':8} {'build_s':>8} {'disk_mb':>9} {'rss_mb':>8} {'p50_ms':>8} {'p99_ms':>8} {'recall10':>8}")
     for r in rows:
         print(f"{r['backend']:8} {r['build_s']:8.1f} {r['disk_mb']:9.1f} {r['rss_mb']:8.1f} {r['p50_ms']:8.2f} "
