@@ -122,7 +122,7 @@ def make_encoded(args: argparse.Namespace, folder: Path) -> tuple[str, list[str]
     vocab = tokenizer.convert_ids_to_tokens(list(range(docs.shape[1])))
     folder.parent.mkdir(parents=True, exist_ok=True)
     idf_path = folder.parent / f"{folder.name}.idf.json"
-    idf_path.write_text(json.dumps({t: round(float(w), 6) for t, w in zip(vocab, idf)}), encoding="utf-8")
+    atomic_write_json(idf_path, {t: round(float(w), 6) for t, w in zip(vocab, idf)}, indent=None)
     ids = [f"d{i}" for i in range(docs.shape[0])]
     save_csr(folder, docs, ids, extra={"provenance": {"model": model}, "idf_file": portable_path(idf_path, folder),
                                        "scale": stamp})
