@@ -46,6 +46,7 @@ from idfsplade.data import BeirDataset, document_text
 from idfsplade.evaluate import evaluate_run
 from idfsplade.idf import IdfTable
 from idfsplade.index import InvertedIndex
+from idfsplade.integrity import portable_path
 from idfsplade.model import DocumentEncoder, build_inference_free_encoder, model_query_encoder, resolve_model
 from idfsplade.search import InferenceFreeRetriever
 
@@ -199,8 +200,7 @@ def main() -> None:
         "baseline": "full", "default": DEFAULT_VARIANT,
         "ndcg10_baseline": results["full"].ndcg10, "ndcg10_default": default.ndcg10,
         "docs": len(texts), "tokens": n_tokens, "queries": len(queries), "split": args.split,
-        "dataset": str(Path(args.dataset).resolve().relative_to(REPO)) if Path(args.dataset).resolve()
-        .is_relative_to(REPO) else args.dataset,
+        "dataset": portable_path(args.dataset, REPO),
         "model": args.model, "batch_size": args.batch_size, "threads": args.threads, "block": args.block,
         "subset_docs": args.subset_docs, "subset_variants": subset_names,
         "subset_baseline_docs_per_s": subset_baseline.docs / subset_baseline.seconds if subset_names else None,

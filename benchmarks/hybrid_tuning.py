@@ -26,6 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from idfsplade.atomic import atomic_write_json
 from idfsplade.data import BeirDataset, document_text
 from idfsplade.evaluate import evaluate_run
+from idfsplade.integrity import portable_path
 from idfsplade.search import BM25Retriever
 from idfsplade.search.hybrid import MIN_MAX, RRF, RRF_RANK_CONSTANT, fuse_runs, sparse_weights
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {mark}{r['setting']}{mark} | {r['nDCG@10']:.4f} | {r['Recall@100']:.4f} | {r['MRR@10']:.4f} |")
     print(f"\nbest: {best['setting']} (nDCG@10 {best['nDCG@10']:.4f})")
     atomic_write_json(args.out, {
-        "dataset": str(args.dataset.relative_to(REPO) if args.dataset.is_relative_to(REPO) else args.dataset),
+        "dataset": portable_path(args.dataset, REPO),
         "split": args.split, "queries": len(queries), "documents": len(docs), "depth_per_part": DEPTH,
         "lexical": "bm25s, Snowball English stemmer, English stop words (k1 1.2, b 0.75)",
         "sparse": f"{args.model}, inference-free, corpus IDF, untrained",
